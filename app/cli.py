@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.commands import add_runtime_commands
 from app.definitions import ValidatedFile, validate_files
 from engine.jsonschema import json_schema
 
@@ -47,9 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_schema)
 
     p = sub.add_parser("up", help="start everything on this machine")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
     p.set_defaults(func=_up)
+
+    add_runtime_commands(sub)
     return parser
 
 
@@ -89,10 +92,9 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from pages.placeholder import serve
+    from app.up import up
 
-    serve(args.host, args.port)
-    return EXIT_OK
+    return up(args.host, args.port)
 
 
 if __name__ == "__main__":

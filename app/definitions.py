@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from app.yamlio import parse_yaml
+from engine import schema
 from engine.definition import ProcessDefinition
-from engine.issues import Issue, Level
+from engine.issues import Issue, Level, Location
 from engine.loader import validate_definition
 
 __all__ = ["ValidatedFile", "validate_files", "validate_text"]
@@ -37,7 +38,7 @@ def validate_text(text: str, lookup: Any = None) -> tuple[ProcessDefinition | No
     parsed = parse_yaml(text)
     if not parsed.ok:
         return None, parsed.issues
-    result = validate_definition(parsed.data, parsed.positions, lookup)
+    result = validate_definition(parsed.data, _with_canonical_keys(parsed.positions), lookup)
     return result.definition, parsed.issues + list(result.issues)
 
 
@@ -70,3 +71,30 @@ def _children_by_name(texts: Iterable[str]) -> dict[str, list[str]]:
         out[data["name"]] = [str(s.get("process_name") or s.get("process")) for s in steps
                              if isinstance(s, dict) and s.get("type") == "sub_process"]
     return out
+
+
+def _with_canonical_keys(positions: dict[str, Location]) -> dict[str, Location]:
+    """Issues name fields by their canonical name (`process_name`) even where the file uses an
+    alias (`process`); give the canonical path the alias's position so the line is right."""
+    out = dict(positions)
+    for path, location in positions.items():
+        head, dot, key = path.rpartition(".")
+        canonical = _ALIASES.get(key)
+        if dot and canonical:
+            out.setdefault(f"{head}.{canonical}", location)
+    return out
+
+
+def _aliases() -> dict[str, str]:
+    specs = [schema.TOP_LEVEL, *schema.STEP_TYPES.values(), *schema.TRIGGER_TYPES.values()]
+    found: dict[str, str] = {}
+    while specs:
+        spec = specs.pop()
+        for f in spec.fields:
+            found.update((alias, f.name) for alias in f.aliases)
+            if f.spec is not None:
+                specs.append(f.spec)
+    return found
+
+
+_ALIASES = _aliases()

@@ -182,8 +182,8 @@ class Step:
     depends_on: tuple[str, ...] = ()
     condition: str | None = None
     timeout: timedelta | None = None
-    retry: RetryPolicy = RetryPolicy()
-    on_error: OnError = OnError()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    on_error: OnError = field(default_factory=OnError)
     compensation: Compensation | None = None
     executor: str | None = None
     monitors: tuple[str, ...] = ()
@@ -242,7 +242,7 @@ class ProcessDefinition:
     data_classification: str = "internal"
     tags: tuple[str, ...] = ()
     inputs: Mapping[str, InputField] = field(default_factory=dict)
-    config: ProcessConfig = ProcessConfig()
+    config: ProcessConfig = field(default_factory=ProcessConfig)
     triggers: tuple[Trigger, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)

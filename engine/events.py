@@ -254,16 +254,17 @@ _REGISTRY: dict[str, type[Event]] = {
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:
     """Rebuild an event from its `to_dict` form (KeyError for an unknown event name)."""
-    cls = _REGISTRY[data["event"]]
-    hints = _hints(cls)
+    name = data["event"]
+    cls = _REGISTRY[name]
+    hints = _hints(name)
     kwargs = {f.name: _load(data[f.name], hints[f.name])
               for f in dataclasses.fields(cls) if f.name in data}
     return cls(**kwargs)
 
 
 @cache
-def _hints(cls: type[Event]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _hints(name: str) -> dict[str, Any]:
+    return typing.get_type_hints(_REGISTRY[name])
 
 
 def _dump(value: Any) -> Any:

@@ -14,10 +14,16 @@ from decimal import Decimal
 from typing import Any, Self
 
 from engine import events as ev
-from engine.context import compute_outputs, condition_holds, render_step, route_gateway, \
-    timer_due
-from engine.definition import Approval, ErrorAction, Gateway, ProcessDefinition, Step, \
-    StepType, SubProcess
+from engine.context import compute_outputs, condition_holds, render_step, route_gateway, timer_due
+from engine.definition import (
+    Approval,
+    ErrorAction,
+    Gateway,
+    ProcessDefinition,
+    Step,
+    StepType,
+    SubProcess,
+)
 from engine.retry import decide_retry
 from engine.state import ExecutionState, StepState
 from engine.status import ExecutionStatus, SkipReason, StepStatus
@@ -127,7 +133,12 @@ class ProcessExecution(ExecutionState):
         """Resume a paused execution and dispatch what became ready meanwhile."""
         self._require(ExecutionStatus.PAUSED, "resume")
         self._record(ev.ExecutionResumed(now, by=by))
-        return self._advance(definition, now)
+        # begin_attempt refuses attempts while paused, so dispatch the waiting ones again;
+        # a duplicate is harmless because each attempt can begin only once.
+        again: list[Command] = [RunStep(st.step_id, st.attempt + 1, st.next_retry_at)
+                                for st in self.steps.values()
+                                if st.status in (StepStatus.QUEUED, StepStatus.RETRYING)]
+        return again + self._advance(definition, now)
 
     def fail(self, definition: ProcessDefinition, code: str, message: str,
              now: datetime) -> list[Command]:
@@ -186,18 +197,22 @@ class ProcessExecution(ExecutionState):
         if not self._is_current(step_id, attempt):
             return []
         step = definition.step(step_id)
-        decision = decide_retry(step.retry, attempt, code, rand)
+        lost = sum(1 for a in self.steps[step_id].attempts if a.error_code == "WORKER_LOST")
+        decision = decide_retry(step.retry, attempt - lost, code, rand)
         will_retry = decision.retry and retryable is not False
         retry_at = now + decision.delay if will_retry else None
+        reason = decision.reason if will_retry or not decision.retry else (
+            f"error code {code.upper()} was reported as not retryable")
         self._record(ev.StepFailed(now, step_id=step_id, attempt=attempt, code=code,
                                    message=message, cost=cost, tokens=tokens,
-                                   will_retry=will_retry, retry_at=retry_at,
-                                   reason=decision.reason))
+                                   will_retry=will_retry, retry_at=retry_at, reason=reason))
+        # The cost of a failed attempt counts too: over budget, nothing is retried.
+        ended = self._after_cost(definition, now)
+        if ended is not None:
+            return ended
         if will_retry:
             return [RunStep(step_id, attempt + 1, retry_at)]
-        ended = self._after_cost(definition, now)
-        return ended if ended is not None else self._on_error(definition, step, code, message,
-                                                              now)
+        return self._on_error(definition, step, code, message, now)
 
     # --- approvals, timers, sub-processes ------------------------------------------------
 
@@ -292,6 +307,29 @@ class ProcessExecution(ExecutionState):
                                   f"sub-process {child_id} {status}: {error}".rstrip(": "),
                                   now, cost=cost, tokens=tokens)
 
+    def requeue_lost_attempt(self, definition: ProcessDefinition, step_id: str, attempt: int,
+                             now: datetime, max_lost: int = 5) -> list[Command]:
+        """The worker running this attempt vanished (its lease expired): run it again.
+
+        A lost attempt does not use up the step's retry policy, but after `max_lost` of them
+        the step fails with WORKER_LOST, so a step that kills its worker cannot loop forever.
+        """
+        if not self._is_current(step_id, attempt):
+            return []
+        st = self.steps[step_id]
+        lost = sum(1 for a in st.attempts if a.error_code == "WORKER_LOST") + 1
+        message = f"the worker running attempt {attempt} stopped responding"
+        if lost > max_lost:
+            self._record(ev.StepFailed(now, step_id=step_id, attempt=attempt,
+                                       code="WORKER_LOST", message=message,
+                                       reason=f"{lost} attempts lost; giving up"))
+            return self._on_error(definition, definition.step(step_id), "WORKER_LOST",
+                                  message, now)
+        self._record(ev.StepFailed(now, step_id=step_id, attempt=attempt, code="WORKER_LOST",
+                                   message=message, will_retry=True, retry_at=now,
+                                   reason="re-dispatched after the lease expired"))
+        return [RunStep(step_id, attempt + 1)]
+
     def compensation_finished(self, step_id: str, ok: bool, message: str,
                               now: datetime) -> None:
         """Record the outcome of one compensation."""
@@ -318,6 +356,8 @@ class ProcessExecution(ExecutionState):
         while changed and self.status is ExecutionStatus.RUNNING:
             changed = False
             for step in definition.steps:
+                if self.status is not ExecutionStatus.RUNNING:
+                    break  # a decision ended the execution: nothing more may be dispatched
                 if self.steps[step.id].status is StepStatus.PENDING and self._decidable(step):
                     commands.extend(self._decide(definition, step, now))
                     changed = True
@@ -358,7 +398,8 @@ class ProcessExecution(ExecutionState):
                 if step.id in (st.output or {}).get("routes", ()):
                     return None
                 not_taken.append(dep)
-            elif st.status is StepStatus.SKIPPED and SkipReason(st.skip_reason).passes_control:
+            elif st.status is StepStatus.SKIPPED and SkipReason(
+                    st.skip_reason or SkipReason.UPSTREAM_SKIPPED).passes_control:
                 return None
         if not_taken:
             return SkipReason.ROUTE_NOT_TAKEN, f"route not taken by {', '.join(not_taken)}"
@@ -375,10 +416,11 @@ class ProcessExecution(ExecutionState):
                 routes=routing.routes, is_default=routing.is_default,
                 evaluated_conditions=routing.evaluated))
             if not routing.routes:
+                message = (f"gateway '{step.id}': no route condition holds and there is no "
+                           "default_route")
                 self._record(ev.StepFailed(now, step_id=step.id, code="NO_MATCHING_ROUTE",
-                                           message=f"gateway '{step.id}': no route condition "
-                                           "holds and there is no default_route"))
-                return self._on_error(definition, step, "NO_MATCHING_ROUTE", "no route", now)
+                                           message=message))
+                return self._on_error(definition, step, "NO_MATCHING_ROUTE", message, now)
             output = {"route": routing.routes[0], "routes": list(routing.routes),
                       "is_default": routing.is_default,
                       "evaluated_conditions": [dict(c) for c in routing.evaluated]}

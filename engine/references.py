@@ -10,8 +10,7 @@ from typing import Any
 import networkx as nx
 
 from engine import schema
-from engine.expressions import ExpressionError, Reference, condition_references, \
-    template_references
+from engine.expressions import ExpressionError, Reference, condition_references, template_references
 from engine.issues import Issue, Level, did_you_mean
 from engine.schema import Kind, Spec
 
@@ -31,13 +30,13 @@ def check_references(tree: Mapping[str, Any], graph: nx.DiGraph,
     declared = set(inputs) if isinstance(inputs, Mapping) and "input" in tree else None
     loops = _loop_sources(tree, graph)
     issues: list[Issue] = []
-    for s in tree.get("steps", ()):
+    for i, s in enumerate(tree.get("steps", ())):
         step_id = s.get("id")
         if step_id not in step_paths or step_paths[step_id] is None:
             continue
         spec = schema.step_spec(s.get("type", "")) or Spec("step", "", schema.STEP_COMMON)
         allowed = _allowed(step_id, graph, loops)
-        for path, text, kind in _texts(s, spec, step_paths[step_id]):
+        for path, text, kind in _texts(s, spec, f"steps[{i}]"):
             own = step_id if kind == "compensation" else None
             after = set(nx.descendants(graph, step_id)) | {step_id}
             for ref in _refs(text, kind, path, issues):
@@ -127,16 +126,20 @@ def _check_step_ref(ref: Reference, written: str, me: str | None, allowed: set[s
         error("unknown-step", f"{written} refers to step '{target}', which does not exist",
               did_you_mean(target, step_paths))
         return
-    if ref.field not in STEP_FIELDS:
+    if ref.field is None:
         error("bad-reference", f"{written}: a step offers {', '.join(STEP_FIELDS)}",
-              f"did you mean steps.{target}.output.{ref.field}?" if ref.field else None)
+              f"write steps.{target}.output")
+    elif ref.field not in STEP_FIELDS:
+        warn("output-shorthand", f"{written} is read as steps.{target}.output.{ref.field} "
+             "(legacy shorthand)", f"write steps.{target}.output.{ref.field}")
     if target == me and target not in allowed:
         error("self-reference", f"{written} refers to the step's own result, which does not "
               "exist yet while it runs")
     elif target not in allowed and (kind == "condition" or me is None
                                     or target in descendants):
         error("not-before", f"{written} refers to step '{target}', which cannot have run "
-              f"before '{me}'", f"add '{target}' to the depends_on of '{me}'")
+              f"before '{me}'", f"'{target}' runs after '{me}'; read it in a later step"
+              if target in descendants else f"add '{target}' to the depends_on of '{me}'")
     elif target not in allowed:
         warn("maybe-not-run", f"{written} refers to step '{target}', which runs in parallel "
              f"with '{me}' and may not have finished; it then renders as empty text",

@@ -12,8 +12,12 @@ from decimal import Decimal
 from typing import Any, Self
 
 from engine import events as ev
-from engine.status import ExecutionStatus, StepStatus, check_execution_transition, \
-    check_step_transition
+from engine.status import (
+    ExecutionStatus,
+    StepStatus,
+    check_execution_transition,
+    check_step_transition,
+)
 
 __all__ = ["Attempt", "ExecutionState", "StepState"]
 
@@ -25,6 +29,7 @@ class Attempt:
     number: int
     started_at: datetime
     worker: str | None = None
+    visit: int = 1
     finished_at: datetime | None = None
     status: str = "running"
     error_code: str | None = None
@@ -129,45 +134,86 @@ class ExecutionState:
     # --- snapshot ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """A portable JSON-ready snapshot (also the checkpoint format)."""
+        """A portable JSON-ready snapshot (also the checkpoint format).
+
+        Written on every transition, so typed fields are converted directly; only the
+        free-form values (input, outputs, errors) are walked.
+        """
         data = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        data["steps"] = {k: vars(v) | {"attempts": [vars(a) for a in v.attempts]}
-                         for k, v in self.steps.items()}
-        return {"format": 1, **ev._dump(data)}
+        for key in _EXECUTION_DATES:
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        data["status"] = self.status.value
+        data["cost"] = str(self.cost)
+        for key in ("input", "outputs", "error", "compensations"):
+            data[key] = ev._dump(data[key])
+        data["output_warnings"] = list(self.output_warnings)
+        data["jumps"] = dict(self.jumps)
+        data["steps"] = {k: _step_to(v) for k, v in self.steps.items()}
+        return {"format": 1, **data}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """The execution a `to_dict` snapshot describes."""
-        raw = {k: v for k, v in data.items() if k != "format"}
-        steps = {k: _step_from(v) for k, v in raw.pop("steps").items()}
-        out = cls(**{k: _convert(k, v) for k, v in raw.items()})
-        out.steps = steps
-        out.status = ExecutionStatus(out.status)
+        raw = {k: v for k, v in data.items() if k not in ("format", "steps")}
+        for key in _EXECUTION_DATES:
+            if raw.get(key) is not None:
+                raw[key] = datetime.fromisoformat(raw[key])
+        raw["status"] = ExecutionStatus(raw["status"])
+        raw["cost"] = Decimal(raw["cost"])
+        out = cls(**raw)
+        out.steps = {k: _step_from(v) for k, v in data["steps"].items()}
         return out
 
 
-_DATES = {"created_at", "started_at", "finished_at", "updated_at", "queued_at", "next_retry_at",
-          "due_at"}
-_MONEY = {"cost"}
+_EXECUTION_DATES = ("created_at", "started_at", "finished_at", "updated_at")
+_STEP_DATES = ("queued_at", "started_at", "finished_at", "next_retry_at", "due_at")
+_ATTEMPT_DATES = ("started_at", "finished_at")
 
 
-def _convert(key: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if key in _DATES:
-        return datetime.fromisoformat(value)
-    if key in _MONEY:
-        return Decimal(value)
-    return value
+def _step_to(st: StepState) -> dict[str, Any]:
+    d = dict(vars(st))
+    for key in _STEP_DATES:
+        if d[key] is not None:
+            d[key] = d[key].isoformat()
+    d["status"] = st.status.value
+    d["cost"] = str(st.cost)
+    for key in ("input", "output", "error", "approval"):
+        if d[key] is not None:
+            d[key] = ev._dump(d[key])
+    d["warnings"] = list(st.warnings)
+    d["attempts"] = [_attempt_to(a) for a in st.attempts]
+    return d
+
+
+def _attempt_to(a: Attempt) -> dict[str, Any]:
+    d = dict(vars(a))
+    for key in _ATTEMPT_DATES:
+        if d[key] is not None:
+            d[key] = d[key].isoformat()
+    d["cost"] = str(a.cost)
+    return d
 
 
 def _step_from(data: Mapping[str, Any]) -> StepState:
-    raw = {k: _convert(k, v) for k, v in data.items() if k != "attempts"}
+    raw = {k: v for k, v in data.items() if k != "attempts"}
+    for key in _STEP_DATES:
+        if raw.get(key) is not None:
+            raw[key] = datetime.fromisoformat(raw[key])
+    raw["status"] = StepStatus(raw["status"])
+    raw["cost"] = Decimal(raw["cost"])
     st = StepState(**raw)
-    st.status = StepStatus(st.status)
-    st.attempts = [Attempt(**{k: _convert(k, v) for k, v in a.items()})
-                   for a in data.get("attempts", ())]
+    st.attempts = [_attempt_from(a) for a in data.get("attempts", ())]
     return st
+
+
+def _attempt_from(data: Mapping[str, Any]) -> Attempt:
+    raw = dict(data)
+    for key in _ATTEMPT_DATES:
+        if raw.get(key) is not None:
+            raw[key] = datetime.fromisoformat(raw[key])
+    raw["cost"] = Decimal(raw["cost"])
+    return Attempt(**raw)
 
 
 # --- how each event changes the state ------------------------------------------------------
@@ -224,7 +270,7 @@ def _step_queued(x: ExecutionState, e: ev.StepQueued) -> None:
 def _step_started(x: ExecutionState, e: ev.StepStarted) -> None:
     st = x._set_step(e.step_id, StepStatus.RUNNING)
     st.attempt = e.attempt
-    st.attempts.append(Attempt(e.attempt, e.at, e.worker))
+    st.attempts.append(Attempt(e.attempt, e.at, e.worker, max(st.visits, 1)))
     st.started_at = st.started_at if e.attempt > 1 and st.started_at else e.at
     st.next_retry_at = None
     if e.input is not None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from engine import schema
@@ -21,9 +22,15 @@ from engine.issues import Issue, Level, did_you_mean
 from engine.money import MoneyError, parse_money
 from engine.schema import Field, Kind, Spec
 
-__all__ = ["INVALID", "StructureChecker", "check_structure"]
+__all__ = ["INVALID", "REJECTED", "StructureChecker", "check_structure"]
 
 INVALID: Any = object()  # a value that failed its check; the field is left out of the tree
+# Stands in for a list item that is not a mapping, so later items keep their index (and
+# their path, hence their line). It has no id, name or target: checks pass over it.
+_HOLE: Mapping[str, Any] = MappingProxyType({})
+# Tree key listing the fields that were written but rejected (each with its own error), so the
+# semantic checks do not add a second "missing ..." error for the same mistake.
+REJECTED = "_rejected"
 _VERSION = re.compile(r"^\d+(\.\d+)?$")
 _NAME = re.compile(schema.NAME_PATTERN)
 
@@ -79,9 +86,12 @@ class StructureChecker:
             converted = self.value(value, f, key_path)
             if converted is not INVALID:
                 out[f.name] = converted
+        rejected = tuple(name for name in seen_from if name not in out)
         self._required_and_defaults(spec, out, path, seen_from)
         if metadata:
             out["metadata"] = metadata
+        if rejected:
+            out[REJECTED] = rejected
         return out
 
     def _required_and_defaults(self, spec: Spec, out: dict[str, Any], path: str,
@@ -92,7 +102,7 @@ class StructureChecker:
             if f.required and f.name not in given:
                 where = f"in {path}" if path else "at the top level"
                 self.error(_join(path, f.name), "missing-field",
-                           f"'{f.name}' is required {where} of a {spec.name}",
+                           f"'{f.name}' is required {where} of {_a(spec.name)}",
                            f"{f.name}: {f.doc}")
             elif f.default is not None and f.name not in given:
                 converted = self.value(f.default, f, _join(path, f.name))
@@ -100,14 +110,15 @@ class StructureChecker:
                     out[f.name] = converted
 
     def _unknown_key(self, key: str, spec: Spec, path: str) -> None:
-        hint = did_you_mean(key, spec.names())
-        if hint is None:
-            owner = _other_step_type_with(key, spec)
-            if owner:
-                hint = f"'{key}' belongs to {owner} steps"
+        # A key that another step type knows is a sure diagnosis; a near miss only a guess.
+        guess = did_you_mean(key, spec.names())
+        owners = _other_step_types_with(key, spec)
+        hint = f"'{key}' belongs to {' and '.join(owners)} steps" if owners else guess
+        if owners and guess:
+            hint = f"{hint}; or {guess}"
         if hint is None:
             hint = "known keys: " + ", ".join(f.name for f in spec.fields)
-        self.error(path, "unknown-key", f"unknown key '{key}' in a {spec.name}", hint)
+        self.error(path, "unknown-key", f"unknown key '{key}' in {_a(spec.name)}", hint)
 
     # --- values --------------------------------------------------------------------------
 
@@ -148,6 +159,7 @@ class StructureChecker:
             item_path = f"{path}[{i}]"
             if not isinstance(item, Mapping):
                 self._type_error(item_path, f, item, "a mapping")
+                out.append(_HOLE)
                 continue
             assert f.spec is not None
             out.append(self.mapping(item, f.spec, item_path))
@@ -220,6 +232,7 @@ class StructureChecker:
                 item = {"name": _output_name(item, i), "source": item}
             if not isinstance(item, Mapping):
                 self._type_error(item_path, f, item, "a mapping or a template")
+                out.append(_HOLE)
                 continue
             assert f.spec is not None
             out.append(self.mapping(item, f.spec, item_path))
@@ -237,6 +250,7 @@ class StructureChecker:
             item_path = f"{path}[{i}]"
             if not isinstance(item, Mapping):
                 self._type_error(item_path, f, item, "a mapping with id and type")
+                out.append(_HOLE)
                 continue
             out.append(self._step(item, item_path))
         return tuple(out)
@@ -261,6 +275,7 @@ class StructureChecker:
             item_path = f"{path}[{i}]"
             if not isinstance(item, Mapping):
                 self._type_error(item_path, f, item, "a mapping with type and id")
+                out.append(_HOLE)
                 continue
             trigger_type = item.get("type", "webhook")
             spec = schema.trigger_spec(trigger_type) if isinstance(trigger_type, str) else None
@@ -319,7 +334,7 @@ def _template(c: StructureChecker, v: Any, f: Field, path: str) -> Any:
     try:
         check_template(text)
     except ExpressionError as e:
-        c.error(path, "bad-expression", f"{e.message} (at character {e.position + 1})",
+        c.error(path, "bad-expression", e.message,
                 "placeholders look like {{ steps.<id>.output.<field> }}")
     return text
 
@@ -333,7 +348,7 @@ def _condition(c: StructureChecker, v: Any, f: Field, path: str) -> Any:
     try:
         check_condition(text)
     except ExpressionError as e:
-        c.error(path, "bad-expression", f"{e.message} (at character {e.position + 1})",
+        c.error(path, "bad-expression", e.message,
                 "a condition looks like steps.check.output.score >= 80")
         return INVALID
     return text
@@ -579,10 +594,12 @@ def _output_name(source: str, index: int) -> str:
     return match.group(1) if match else f"output_{index + 1}"
 
 
-def _other_step_type_with(key: str, spec: Spec) -> str | None:
+def _other_step_types_with(key: str, spec: Spec) -> list[str]:
     if not spec.name.endswith(" step"):
-        return None
-    for name, other in schema.STEP_TYPES.items():
-        if other is not spec and key in other.by_name:
-            return name
-    return None
+        return []
+    return [name for name, other in schema.STEP_TYPES.items()
+            if other is not spec and key in other.by_name]
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in ("a", "e", "i", "o", "u") else f"a {noun}"

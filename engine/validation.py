@@ -13,6 +13,7 @@ import networkx as nx
 from engine import schema
 from engine.issues import Issue, Level, did_you_mean
 from engine.references import check_references
+from engine.structure import REJECTED
 
 __all__ = ["SubProcessLookup", "check_semantics"]
 
@@ -25,13 +26,15 @@ _STEP_ID = re.compile(schema.STEP_ID_PATTERN)
 def check_semantics(tree: Mapping[str, Any], lookup: SubProcessLookup | None = None
                     ) -> list[Issue]:
     """Every semantic problem of the tree; structural problems are reported elsewhere."""
-    steps = [s for s in tree.get("steps", ()) if isinstance(s.get("id"), str)]
+    # Paths come from each step's own position: a duplicate id must not borrow the first's.
+    located = [(f"steps[{i}]", s) for i, s in enumerate(tree.get("steps", ()))
+               if isinstance(s.get("id"), str)]
+    steps = [s for _, s in located]
     issues: list[Issue] = []
     index = _index_steps(tree.get("steps", ()), issues)
-    graph = _graph(steps, index, issues)
+    graph = _graph(located, index, issues)
     _check_cycles(graph, index, issues)
-    for s in steps:
-        path = index[s["id"]][0] if s["id"] in index else ""
+    for path, s in located:
         _check_step(s, path, graph, index, issues)
     _check_sub_processes(tree, steps, index, lookup, issues)
     _check_triggers(tree, issues)
@@ -76,12 +79,11 @@ def _index_steps(steps: Iterable[Mapping[str, Any]], issues: list[Issue]
     return index
 
 
-def _graph(steps: list[Mapping[str, Any]], index: Mapping[str, tuple[str, Any]],
+def _graph(steps: list[tuple[str, Mapping[str, Any]]], index: Mapping[str, tuple[str, Any]],
            issues: list[Issue]) -> nx.DiGraph:
     g = nx.DiGraph()
     g.add_nodes_from(index)
-    for s in steps:
-        path = index[s["id"]][0]
+    for path, s in steps:
         for j, dep in enumerate(s.get("depends_on", ())):
             dep_path = f"{path}.depends_on[{j}]"
             if dep == s["id"]:
@@ -146,7 +148,8 @@ def _check_gateway(s: Mapping[str, Any], path: str, g: nx.DiGraph,
                    index: Mapping[str, tuple[str, Any]], issues: list[Issue]) -> None:
     kind = s.get("gateway_type", "exclusive")
     routes = s.get("routes", ())
-    if not routes and not s.get("default_route"):
+    if not routes and not s.get("default_route") and not _rejected(s, "routes",
+                                                                   "default_route"):
         _error(issues, path, "gateway-without-routes",
                f"gateway '{s['id']}' has no routes and no default_route",
                "add routes: [{condition, target}]")
@@ -173,8 +176,11 @@ def _check_route_target(gateway: str, target: str, path: str, g: nx.DiGraph,
                f"gateway '{gateway}' routes to '{target}', which is not a step of this process",
                did_you_mean(target, index) or _known(index))
     elif target not in nx.descendants(g, gateway):
+        upstream = target == gateway or target in nx.ancestors(g, gateway)
         _error(issues, path, "target-not-downstream",
                f"gateway '{gateway}' routes to '{target}', which does not come after it",
+               "a gateway routes forward; loop back with on_error goto_step or "
+               "on_changes_requested" if upstream else
                f"add '{gateway}' to the depends_on of '{target}'")
     elif not g.has_edge(gateway, target):
         _warning(issues, path, "indirect-target",
@@ -183,10 +189,12 @@ def _check_route_target(gateway: str, target: str, path: str, g: nx.DiGraph,
 
 
 def _check_timer(s: Mapping[str, Any], path: str, issues: list[Issue]) -> None:
-    if "delay" in s and "until" in s:
+    has_delay = "delay" in s or _rejected(s, "delay")
+    has_until = "until" in s or _rejected(s, "until")
+    if has_delay and has_until:
         _error(issues, path, "timer-conflict",
                f"timer '{s['id']}' has both delay and until", "keep one of them")
-    elif "delay" not in s and "until" not in s:
+    elif not has_delay and not has_until:
         _error(issues, path, "timer-without-time",
                f"timer '{s['id']}' needs a delay (like 10m) or an until time",
                "delay: 10m")
@@ -197,7 +205,7 @@ def _check_timer(s: Mapping[str, Any], path: str, issues: list[Issue]) -> None:
 
 def _check_notification(s: Mapping[str, Any], path: str, issues: list[Issue]) -> None:
     channels = _channels(s, path, issues)
-    if not s.get("message"):
+    if not s.get("message") and not _rejected(s, "message"):
         _error(issues, path, "missing-field",
                f"notification '{s['id']}' needs a message", "message: Done with {{input.x}}")
     _check_channel_needs(s, channels, path, issues)
@@ -212,7 +220,7 @@ def _channels(s: Mapping[str, Any], path: str, issues: list[Issue]) -> list[str]
                    did_you_mean(ch, schema.CHANNELS))
     if s.get("channel"):
         channels.insert(0, s["channel"])
-    if not channels:
+    if not channels and not _rejected(s, "channel", "channels"):
         _error(issues, path, "missing-field", "a notification needs a channel",
                "channel: slack, email or webhook")
     return channels
@@ -225,23 +233,24 @@ def _check_channel_needs(s: Mapping[str, Any], channels: list[str], path: str,
                  "the webhook channel has no webhook_url; the installation's default webhook "
                  "(TRINITY_WEBHOOK_URL) is used, and the step fails if none is set",
                  "webhook_url: https://example.org/hook or ${MY_HOOK_URL}")
-    if "email" in channels and not s.get("recipients"):
+    if "email" in channels and not s.get("recipients") and not _rejected(s, "recipients"):
         _error(issues, path, "missing-field", "the email channel needs recipients",
                "recipients: [ops@example.org]")
 
 
 def _check_compensation(c: Mapping[str, Any], path: str, issues: list[Issue]) -> None:
-    if c.get("type") == "agent_task" and not c.get("agent"):
+    if c.get("type") == "agent_task" and not c.get("agent") and not _rejected(c, "agent"):
         _error(issues, path, "missing-field", "an agent_task compensation needs an agent")
     if c.get("type") == "notification":
         _check_channel_needs(c, _channels(c, path, issues), path, issues)
-    if not c.get("message"):
+    if not c.get("message") and not _rejected(c, "message"):
         _error(issues, path, "missing-field", "a compensation needs a message")
 
 
 def _check_approval(s: Mapping[str, Any], path: str, g: nx.DiGraph,
                     index: Mapping[str, tuple[str, Any]], issues: list[Issue]) -> None:
-    if s.get("on_timeout") == "escalate" and not s.get("escalate_to"):
+    if s.get("on_timeout") == "escalate" and not s.get("escalate_to") and \
+            not _rejected(s, "escalate_to"):
         _error(issues, f"{path}.on_timeout", "missing-field",
                "on_timeout: escalate needs escalate_to", "escalate_to: [team:managers]")
     assignees = s.get("assignees", ())
@@ -263,10 +272,10 @@ def _check_on_error(s: Mapping[str, Any], path: str, g: nx.DiGraph,
         return
     target = on_error.get("target_step")
     if on_error.get("action") == "goto_step":
-        if not target:
+        if not target and not _rejected(on_error, "target_step"):
             _error(issues, f"{path}.on_error", "missing-field",
                    "on_error goto_step needs a target_step")
-        else:
+        elif target:
             _check_back_jump(s["id"], target, f"{path}.on_error.target_step", g, index, issues)
     elif target:
         _warning(issues, f"{path}.on_error.target_step", "ignored-field",
@@ -365,10 +374,17 @@ def _check_outputs(tree: Mapping[str, Any], issues: list[Issue]) -> None:
     seen: set[str] = set()
     for i, o in enumerate(tree.get("outputs", ())):
         name = o.get("name")
+        if name is None:
+            continue
         if name in seen:
             _error(issues, f"outputs[{i}].name", "duplicate-output",
                    f"output '{name}' is defined twice")
         seen.add(name)
+
+
+def _rejected(node: Mapping[str, Any], *keys: str) -> bool:
+    """Whether one of these fields was written but rejected, and so already reported."""
+    return any(key in node.get(REJECTED, ()) for key in keys)
 
 
 def _known(index: Iterable[str]) -> str:

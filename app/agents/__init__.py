@@ -1,0 +1,1 @@
+"""Agents: the registry's kinds (demo, http, openai, command) behind one gateway."""

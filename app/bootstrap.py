@@ -1,0 +1,172 @@
+"""Composition root: everything with a connection or a pool is built here, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from app.agents.base import AgentConfig
+from app.db import Database, migrate
+from app.notify import Notifier, NotifyError, SmtpSettings
+from app.queue import CANCEL_CHANNEL, ArqDispatcher, connect
+from app.recovery import Recovery
+from app.redis_launcher import EmbeddedRedis
+from app.repositories import AgentRepository
+from app.runtime import Runtime, utcnow
+from app.services import DefinitionService, ExecutionService
+from app.steps import StepFailure, StepRunner, Work
+from app.tables import AgentRow
+from engine.context import RenderedStep
+from engine.definition import ProcessDefinition, Step, StepType, SubProcess
+from engine.execution import ProcessExecution
+
+__all__ = ["Container", "bootstrap", "seed_demo_agents"]
+
+log = logging.getLogger("trinity")
+AGENT_CACHE_SECONDS = 2.0
+
+
+@dataclass
+class Container:
+    settings: Any
+    db: Database
+    redis: ArqRedis
+    dispatcher: ArqDispatcher
+    runtime: Runtime
+    definitions: DefinitionService
+    executions: ExecutionService
+    agents: Any
+    notifier: Notifier
+    steps: StepRunner
+    recovery: Recovery
+    embedded: EmbeddedRedis | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _agent_cache: dict[str, tuple[float, AgentConfig | None]] = field(default_factory=dict)
+
+    async def lookup_agent(self, name: str) -> AgentConfig | None:
+        """The registered agent; cached for a couple of seconds (registry edits show up
+        within AGENT_CACHE_SECONDS on every worker)."""
+        now = time.monotonic()
+        cached = self._agent_cache.get(name)
+        if cached is not None and now - cached[0] < AGENT_CACHE_SECONDS:
+            return cached[1]
+        async with self.db.read() as s:
+            row = await AgentRepository(s).get(name)
+        agent = None
+        if row is not None and row.enabled:
+            agent = AgentConfig(row.name, row.kind, row.config or {}, row.capacity,
+                                row.timeout_seconds)
+        self._agent_cache[name] = (now, agent)
+        return agent
+
+    async def listen_for_cancellations(self) -> None:
+        """Stop running attempts on this worker when their step is cancelled elsewhere."""
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(CANCEL_CHANNEL)
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                data = json.loads(message["data"])
+                self.steps.cancel(data["execution_id"], data["step_id"], data["attempt"])
+        finally:
+            await pubsub.aclose()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.notifier.aclose()
+        if hasattr(self.agents, "aclose"):
+            await self.agents.aclose()
+        await self.redis.aclose()
+        await self.db.dispose()
+
+
+async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
+                    worker_name: str | None = None) -> Container:
+    """Connect to the database and Redis and wire the services together."""
+    from app.agents.gateway import AgentGateway
+
+    if run_migrations:
+        await asyncio.to_thread(migrate, settings.database_url)
+    db = Database(settings.database_url)
+    redis = await connect(redis_url)
+    dispatcher = ArqDispatcher(redis, settings.queue_name)
+    runtime = Runtime(db, dispatcher, utcnow, settings.lease_seconds)
+    definitions = DefinitionService(runtime)
+    executions = ExecutionService(runtime, definitions)
+    agents = AgentGateway(redis)
+    notifier = Notifier(SmtpSettings.from_env(), settings.webhook_url)
+    container = Container(settings, db, redis, dispatcher, runtime, definitions, executions,
+                          agents, notifier, None,  # type: ignore[arg-type]
+                          Recovery(runtime, dispatcher,
+                                   timedelta(hours=settings.idle_cutoff_hours)))
+    container.steps = StepRunner(
+        runtime, agents, container.lookup_agent,
+        worker_name or f"{socket.gethostname()}:{os.getpid()}", settings.lease_seconds,
+        performers={StepType.NOTIFICATION: _notification(notifier),
+                    StepType.SUB_PROCESS: _sub_process(container)})
+    return container
+
+
+async def seed_demo_agents(db: Database) -> int:
+    """Register the built-in demo agents that are missing; returns how many were added."""
+    from app.agents.demo import DEMO_AGENTS
+
+    added = 0
+    now = utcnow()
+    async with db.write() as s:
+        repo = AgentRepository(s)
+        for name, spec in DEMO_AGENTS.items():
+            if await repo.get(name) is None:
+                config = {k: v for k, v in spec.items()
+                          if k not in ("capacity", "description", "timeout_seconds")}
+                repo.add(AgentRow(name=name, kind="demo", config=config,
+                                  capacity=int(spec.get("capacity", 1)),
+                                  description=spec.get("description"), created_at=now,
+                                  updated_at=now))
+                added += 1
+    return added
+
+
+def _notification(notifier: Notifier) -> Any:
+    async def perform(x: ProcessExecution, d: ProcessDefinition, step: Step,
+                      rendered: RenderedStep, attempt: int) -> Work:
+        spec = step.spec
+        sent = []
+        for channel in getattr(spec, "channels", ()):
+            try:
+                sent.append(await notifier.send(
+                    channel, rendered.message, rendered.url, rendered.recipients,
+                    rendered.subject, {"execution_id": x.id, "step_id": step.id,
+                                       "process": d.name}))
+            except NotifyError as e:
+                raise StepFailure(e.code, e.message, e.retryable) from None
+        return Work({"sent": sent, "response": f"sent via {', '.join(s['channel'] for s in sent)}"})
+    return perform
+
+
+def _sub_process(c: Container) -> Any:
+    async def perform(x: ProcessExecution, d: ProcessDefinition, step: Step,
+                      rendered: RenderedStep, attempt: int) -> Work:
+        assert isinstance(step.spec, SubProcess)
+        from app.services import ServiceError
+
+        try:
+            row = await c.definitions.find(step.spec.process_name, step.spec.version)
+            child = await c.executions.start(row, dict(rendered.child_input or {}),
+                                             "sub_process", x.started_by, x.id, step.id)
+        except ServiceError as e:
+            raise StepFailure("INVALID_CONFIG", f"cannot start sub-process: {e}",
+                              False) from None
+        return Work(None, child_id=child.id)
+    return perform

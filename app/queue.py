@@ -1,0 +1,77 @@
+"""arq + Redis adapter: commands become deterministic jobs, events become pub/sub messages,
+cancellations reach the worker that runs the step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from app.runtime import cancellations, command_jobs, event_message
+from engine.events import Event
+from engine.execution import Command, ProcessExecution
+
+__all__ = ["CANCEL_CHANNEL", "EVENTS_CHANNEL", "ArqDispatcher", "redis_settings"]
+
+EVENTS_CHANNEL = "trinity:events"
+CANCEL_CHANNEL = "trinity:cancel"
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq settings for redis://, rediss:// and unix:// URLs."""
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_timeout = 5
+    settings.conn_retries = 10
+    settings.conn_retry_delay = 1
+    return settings
+
+
+async def connect(url: str) -> ArqRedis:
+    return await create_pool(redis_settings(url))
+
+
+class ArqDispatcher:
+    """Enqueues jobs on the shared queue and publishes events."""
+
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+
+    async def dispatch(self, x: ProcessExecution, commands: Sequence[Command]) -> None:
+        for function, job_id, args, defer_until in command_jobs(x, commands):
+            await self.enqueue(function, job_id, args, defer_until)
+        for c in cancellations(commands):
+            await self.redis.publish(CANCEL_CHANNEL, json.dumps(
+                {"execution_id": x.id, "step_id": c.step_id, "attempt": c.attempt}))
+
+    async def enqueue(self, function: str, job_id: str, args: Sequence[Any],
+                      defer_until: datetime | None = None) -> bool:
+        """Enqueue once; False when a job with this id is already queued or running."""
+        job = await self.redis.enqueue_job(function, *args, _job_id=job_id,
+                                           _queue_name=self.queue_name,
+                                           _defer_until=defer_until)
+        return job is not None
+
+    async def job_exists(self, job_id: str) -> bool:
+        """True while a job with this id is queued, deferred or running."""
+        return bool(await self.redis.exists(f"arq:job:{job_id}", f"arq:in-progress:{job_id}"))
+
+    async def notify_parent(self, x: ProcessExecution) -> None:
+        """A child execution ended: its parent's sub_process step can go on."""
+        if x.parent_id and x.parent_step_id:
+            await self.enqueue("child_finished",
+                               f"child:{x.parent_id}:{x.parent_step_id}:{x.id}",
+                               (x.parent_id, x.parent_step_id, x.id))
+
+    async def publish(self, execution_id: str, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for e in events:
+                message = event_message(execution_id, e)
+                pipe.publish(f"{EVENTS_CHANNEL}:{execution_id}", message)
+                pipe.publish(EVENTS_CHANNEL, message)
+            await pipe.execute()

@@ -1,0 +1,217 @@
+"""Running one attempt of a step that does I/O: agent tasks, notifications, sub-processes.
+
+A job calls `StepRunner.run`; the runner marks the attempt running (which takes a lease),
+does the work under the step timeout while renewing the lease, records the result, and then
+runs the next ready step of the same execution inline instead of paying a queue hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from app.agents.base import AgentConfig, AgentError, AgentReply, AgentRequest
+from app.repositories import ExecutionRepository
+from app.runtime import Runtime
+from engine.context import RenderedStep
+from engine.definition import AgentTask, ProcessDefinition, Step, StepType
+from engine.execution import Command, ProcessExecution, RunStep
+from engine.status import StepStatus
+
+__all__ = ["StepFailure", "StepRunner"]
+
+log = logging.getLogger("trinity.steps")
+DEFAULT_TIMEOUT = timedelta(minutes=5)
+
+
+class StepFailure(Exception):
+    """A step's work failed with an error code; `retryable` None lets the policy decide."""
+
+    def __init__(self, code: str, message: str, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.retryable = code, message, retryable
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one attempt produced."""
+
+    output: Any
+    cost: Decimal = Decimal(0)
+    tokens: int = 0
+    child_id: str | None = None  # a sub-process was started: wait for it
+
+
+class Agents(Protocol):
+    async def call(self, agent: AgentConfig, request: AgentRequest) -> AgentReply: ...
+
+
+AgentLookup = Callable[[str], Awaitable[AgentConfig | None]]
+Begun = tuple[ProcessExecution, ProcessDefinition, RenderedStep, int]
+Performer = Callable[[ProcessExecution, ProcessDefinition, Step, RenderedStep, int],
+                     Awaitable[Work]]
+
+
+class StepRunner:
+    def __init__(self, runtime: Runtime, agents: Agents, lookup_agent: AgentLookup,
+                 worker_name: str, lease_seconds: float = 15.0,
+                 performers: dict[StepType, Performer] | None = None) -> None:
+        self.runtime = runtime
+        self.agents = agents
+        self.lookup_agent = lookup_agent
+        self.worker_name = worker_name
+        self.lease_seconds = lease_seconds
+        self.performers: dict[StepType, Performer] = {StepType.AGENT_TASK: self._agent_task}
+        self.performers.update(performers or {})
+        self._running: dict[tuple[str, str, int], asyncio.Task[Work]] = {}
+
+    async def run(self, execution_id: str, step_id: str, attempt: int) -> None:
+        """Run this attempt, then any ready step of the same execution, inline."""
+        begun = await self._begin(execution_id, step_id, attempt)
+        while begun is not None:
+            begun = await self._execute(begun)
+
+    def cancel(self, execution_id: str, step_id: str, attempt: int) -> bool:
+        """Stop a running attempt of this worker; True when there was one."""
+        task = self._running.get((execution_id, step_id, attempt))
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    async def _execute(self, begun: Begun) -> Begun | None:
+        x, definition, rendered, attempt = begun
+        step_id = rendered.step_id
+        step = definition.step(step_id)
+        key = (x.id, step_id, attempt)
+        task = asyncio.create_task(self._perform(x, definition, step, rendered, attempt))
+        self._running[key] = task
+        heartbeat = asyncio.create_task(self._heartbeat(x.id, step_id, attempt,
+                                                        x.steps[step_id].visits))
+        try:
+            work = await task
+            record = _completer(step_id, attempt, work)
+        except asyncio.CancelledError:
+            if task.cancelled() and not _current_task_cancelling():
+                log.info("step %s of %s cancelled", step_id, x.id)
+                return None
+            raise
+        except StepFailure as e:
+            record = _failer(step_id, attempt, e.code, e.message, e.retryable)
+        finally:
+            heartbeat.cancel()
+            self._running.pop(key, None)
+        return await self._record_and_chain(x.id, record)
+
+    async def _record_and_chain(self, execution_id: str, record: Any) -> Begun | None:
+        """Record the result and, in the same transaction, begin one ready step to run
+        inline next (the others are dispatched as jobs)."""
+        chained: list[tuple[RenderedStep, int]] = []
+
+        def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
+            commands: list[Command] = record(x, d, now)
+            inline = next((c for c in commands if isinstance(c, RunStep)
+                           and c.not_before is None), None)
+            if inline is not None:
+                r = x.rendered(d, inline.step_id)
+                if x.begin_attempt(inline.step_id, inline.attempt, now, self.worker_name,
+                                   input=r.message or None):
+                    chained.append((r, inline.attempt))
+                    commands = [c for c in commands if c is not inline]
+            return commands
+
+        outcome = await self.runtime.transition(execution_id, decide)
+        if not chained:
+            return None
+        rendered, attempt = chained[0]
+        return outcome.execution, outcome.definition, rendered, attempt
+
+    async def _begin(self, execution_id: str, step_id: str, attempt: int) -> Begun | None:
+        rendered: list[RenderedStep] = []
+
+        def begin(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> None:
+            st = x.steps.get(step_id)
+            if st is None or st.status not in (StepStatus.QUEUED, StepStatus.RETRYING):
+                return
+            r = x.rendered(d, step_id)
+            if x.begin_attempt(step_id, attempt, now, self.worker_name, input=r.message or None):
+                rendered.append(r)
+
+        outcome = await self.runtime.transition(execution_id, begin)
+        if not rendered:
+            return None
+        return outcome.execution, outcome.definition, rendered[0], attempt
+
+    async def _perform(self, x: ProcessExecution, definition: ProcessDefinition, step: Step,
+                       rendered: RenderedStep, attempt: int) -> Work:
+        performer = self.performers.get(step.type)
+        if performer is None:
+            raise StepFailure("INVALID_CONFIG", f"{step.type} steps cannot run here yet", False)
+        timeout = (step.timeout or DEFAULT_TIMEOUT).total_seconds()
+        try:
+            return await asyncio.wait_for(performer(x, definition, step, rendered, attempt),
+                                          timeout)
+        except TimeoutError:
+            raise StepFailure("TIMEOUT", f"step '{step.id}' took longer than its timeout of "
+                              f"{timeout:g}s") from None
+
+    async def _agent_task(self, x: ProcessExecution, definition: ProcessDefinition, step: Step,
+                          rendered: RenderedStep, attempt: int) -> Work:
+        assert isinstance(step.spec, AgentTask)
+        name = rendered.agent or step.spec.agent
+        agent = await self.lookup_agent(name)
+        if agent is None:
+            raise StepFailure("AGENT_NOT_FOUND", f"no agent named '{name}' is registered; "
+                              f"add it with `trinity agents add {name} --kind …`", False)
+        timeout = (step.timeout or DEFAULT_TIMEOUT).total_seconds()
+        request = AgentRequest(
+            message=rendered.message, execution_id=x.id, step_id=step.id, attempt=attempt,
+            idempotency_key=f"{x.id}:{step.id}:{x.steps[step.id].visits}:{attempt}",
+            context={"process": definition.name, "version": definition.version,
+                     "step_name": step.name},
+            model=step.spec.model, temperature=step.spec.temperature, timeout=timeout)
+        try:
+            reply = await self.agents.call(agent, request)
+        except AgentError as e:
+            raise StepFailure(e.code, e.message, e.retryable) from None
+        return Work(reply.output, reply.cost, reply.tokens)
+
+    async def _heartbeat(self, execution_id: str, step_id: str, attempt: int,
+                         visit: int) -> None:
+        every = max(self.lease_seconds / 3, 0.2)
+        while True:
+            await asyncio.sleep(every)
+            expires = self.runtime.clock() + timedelta(seconds=self.lease_seconds)
+            try:
+                async with self.runtime.db.write() as s:
+                    await ExecutionRepository(s).set_lease(execution_id, step_id, visit,
+                                                           attempt, expires, self.worker_name)
+            except Exception:  # a missed beat is harmless; the next one retries
+                log.warning("lease renewal failed for %s/%s", execution_id, step_id,
+                            exc_info=True)
+
+
+def _completer(step_id: str, attempt: int, work: Work) -> Any:
+    def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
+        if work.child_id is not None:
+            return x.sub_process_started(d, step_id, attempt, work.child_id, now)
+        return x.complete_step(d, step_id, attempt, work.output, now, work.cost, work.tokens)
+    return decide
+
+
+def _failer(step_id: str, attempt: int, code: str, message: str,
+            retryable: bool | None) -> Any:
+    def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
+        return x.fail_step(d, step_id, attempt, code, message, now, retryable=retryable)
+    return decide
+
+
+def _current_task_cancelling() -> bool:
+    current = asyncio.current_task()
+    return bool(current and current.cancelling())
+

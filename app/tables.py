@@ -1,0 +1,168 @@
+"""SQL tables. Rows are not domain objects: `app.repositories` maps between the two."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AgentRow",
+    "DefinitionRow",
+    "EventRow",
+    "ExecutionRow",
+    "StepRunRow",
+    "WakeupRow",
+    "metadata",
+]
+
+metadata = SQLModel.metadata
+
+
+def _when(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable,
+                                                index=index))
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+class DefinitionRow(SQLModel, table=True):
+    """A process definition version: the YAML text exactly as written, and its parsed data."""
+
+    __tablename__ = "process_definitions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_definition_name_version"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(index=True, max_length=200)
+    version: str = Field(max_length=20)
+    version_major: int = 1
+    version_minor: int = 0
+    status: str = Field(default="draft", index=True, max_length=20)
+    yaml_text: str = Field(sa_column=Column(Text, nullable=False))
+    data: dict[str, Any] | None = _json()
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    owner: str | None = Field(default=None, max_length=100)
+    created_by: str | None = Field(default=None, max_length=200)
+    created_at: datetime | None = _when()
+    updated_at: datetime | None = _when()
+    published_at: datetime | None = _when()
+    archived_at: datetime | None = _when()
+
+
+class ExecutionRow(SQLModel, table=True):
+    """One execution. Its state is the `snapshot` (engine.state.to_dict) plus the events
+    after `snapshot_seq`; the snapshot is refreshed every few dozen events and at the end."""
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        Index("ix_executions_process_status", "process_name", "status"),
+        Index("ix_executions_created", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    definition_id: str = Field(foreign_key="process_definitions.id", index=True,
+                               max_length=36)
+    process_name: str = Field(max_length=200)
+    process_version: str = Field(max_length=20)
+    status: str = Field(index=True, max_length=20)
+    version: int = 1  # optimistic concurrency: bumped by every transition
+    input: dict[str, Any] | None = _json()
+    outputs: dict[str, Any] | None = _json()
+    snapshot: dict[str, Any] | None = _json(nullable=False)
+    snapshot_seq: int = 0  # the last event the snapshot includes; later events replay on load
+    cost: str = Field(default="0", max_length=32)
+    tokens: int = 0
+    triggered_by: str = Field(default="manual", max_length=40)
+    started_by: str | None = Field(default=None, max_length=200)
+    parent_id: str | None = Field(default=None, index=True, max_length=36)
+    parent_step_id: str | None = Field(default=None, max_length=64)
+    retry_of: str | None = Field(default=None, max_length=36)
+    priority: str = Field(default="normal", max_length=10)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime | None = _when()
+    started_at: datetime | None = _when()
+    finished_at: datetime | None = _when()
+    updated_at: datetime | None = _when(index=True)
+
+
+class StepRunRow(SQLModel, table=True):
+    """One attempt of one step (per visit of a loop)."""
+
+    __tablename__ = "step_runs"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "step_id", "visit", "attempt",
+                         name="uq_step_run_attempt"),
+        Index("ix_step_runs_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: str = Field(foreign_key="executions.id", index=True, max_length=36)
+    step_id: str = Field(max_length=64)
+    visit: int = 1
+    attempt: int = 1
+    status: str = Field(max_length=20)
+    started_at: datetime | None = _when()
+    finished_at: datetime | None = _when()
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+    cost: str = Field(default="0", max_length=32)
+    tokens: int = 0
+    worker: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = _when()
+
+
+class EventRow(SQLModel, table=True):
+    """Append-only history of an execution; written in the same transaction as the state."""
+
+    __tablename__ = "execution_events"
+    __table_args__ = (UniqueConstraint("execution_id", "seq", name="uq_event_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: str = Field(foreign_key="executions.id", index=True, max_length=36)
+    seq: int
+    name: str = Field(max_length=40)
+    step_id: str | None = Field(default=None, max_length=64)
+    data: dict[str, Any] | None = _json(nullable=False)
+    at: datetime | None = _when()
+
+
+class WakeupRow(SQLModel, table=True):
+    """Something due at a time: a retry, a timer, an approval deadline. Survives restarts."""
+
+    __tablename__ = "wakeups"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "step_id", "kind", "key", name="uq_wakeup"),
+        Index("ix_wakeups_due", "done", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: str = Field(foreign_key="executions.id", index=True, max_length=36)
+    step_id: str = Field(max_length=64)
+    kind: str = Field(max_length=20)  # retry | timer | approval_timeout
+    key: str = Field(default="", max_length=64)  # e.g. the attempt number
+    due_at: datetime | None = _when(nullable=False)
+    done: bool = False
+    created_at: datetime | None = _when()
+
+
+class AgentRow(SQLModel, table=True):
+    """A registered agent a step can call."""
+
+    __tablename__ = "agents"
+
+    name: str = Field(primary_key=True, max_length=100)
+    kind: str = Field(max_length=20)  # demo | http | openai | command
+    config: dict[str, Any] | None = _json()
+    capacity: int = 1
+    timeout_seconds: float | None = None
+    owner_team: str | None = Field(default=None, max_length=100)
+    shared: bool = True
+    enabled: bool = True
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime | None = _when()
+    updated_at: datetime | None = _when()

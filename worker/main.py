@@ -1,0 +1,137 @@
+"""The arq worker: thin jobs (ids in, transitions out), the sweep, recovery on start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from arq import cron
+from arq.worker import Worker, func
+
+from app.bootstrap import Container, bootstrap, seed_demo_agents
+from app.queue import redis_settings
+from app.repositories import WakeupRepository
+from app.runtime import job_id
+from engine.definition import ProcessDefinition
+from engine.execution import Command, ProcessExecution
+
+__all__ = ["build_worker", "run_worker"]
+
+log = logging.getLogger("trinity.worker")
+FULL_SCAN_EVERY = 30  # sweeps
+
+
+async def run_step(ctx: dict[str, Any], execution_id: str, step_id: str, attempt: int) -> None:
+    await _c(ctx).steps.run(execution_id, step_id, attempt)
+
+
+async def fire_timer(ctx: dict[str, Any], execution_id: str, step_id: str, visit: int) -> None:
+    c = _c(ctx)
+
+    def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
+        if x.steps[step_id].visits != visit or x.steps[step_id].due_at is None:
+            return []
+        due = x.steps[step_id].due_at
+        if due is not None and due > now:  # fired early (clock skew): come back at due time
+            return []
+        return x.fire_timer(d, step_id, now)
+
+    outcome = await c.runtime.transition(execution_id, decide)
+    st = outcome.execution.steps[step_id]
+    if st.status.value == "waiting_timer" and st.due_at is not None:
+        await c.dispatcher.enqueue("fire_timer", job_id("timer", execution_id, step_id, visit,
+                                                       "late"), (execution_id, step_id, visit),
+                                   st.due_at)
+    else:
+        async with c.db.write() as s:
+            await WakeupRepository(s).mark_done(execution_id, step_id, "timer")
+
+
+async def approval_deadline(ctx: dict[str, Any], execution_id: str, step_id: str,
+                            visit: int) -> None:
+    c = _c(ctx)
+
+    def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
+        if x.steps[step_id].visits != visit:
+            return []
+        return x.approval_timed_out(d, step_id, now)
+
+    await c.runtime.transition(execution_id, decide)
+
+
+async def child_finished(ctx: dict[str, Any], parent_id: str, parent_step_id: str,
+                         child_id: str) -> None:
+    c = _c(ctx)
+    _row, child = await c.runtime.load(child_id)
+    error = (child.error or {}).get("message", "")
+
+    def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
+        return x.sub_process_finished(d, parent_step_id, child_id, child.status.value,
+                                      child.outputs, now, child.cost, child.tokens, error)
+
+    await c.runtime.transition(parent_id, decide)
+
+
+async def compensate(ctx: dict[str, Any], execution_id: str) -> None:
+    from app.compensation import run_compensations
+
+    await run_compensations(_c(ctx), execution_id)
+
+
+async def sweep(ctx: dict[str, Any]) -> None:
+    ctx["sweeps"] = ctx.get("sweeps", 0) + 1
+    await _c(ctx).recovery.sweep(full=ctx["sweeps"] % FULL_SCAN_EVERY == 0)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings, redis_url = ctx["trinity_settings"], ctx["trinity_redis_url"]
+    c = await bootstrap(settings, redis_url, run_migrations=ctx.get("migrate", True))
+    ctx["c"] = c
+    await seed_demo_agents(c.db)
+    c._tasks.append(asyncio.create_task(c.listen_for_cancellations()))
+    report = await c.recovery.sweep(full=True)
+    log.info("worker ready; recovery: %s", report.to_dict())
+    await c.redis.set("trinity:recovery:last", __import__("json").dumps(report.to_dict()))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    c = ctx.get("c")
+    if c is not None:
+        await c.close()
+
+
+def _c(ctx: dict[str, Any]) -> Container:
+    return ctx["c"]  # type: ignore[no-any-return]
+
+
+def build_worker(settings: Any, redis_url: str, burst: bool = False,
+                 handle_signals: bool = True, migrate: bool = True) -> Worker:
+    """An arq Worker for our jobs, built at call time (nothing at import)."""
+    step_timeout = 24 * 3600  # steps enforce their own timeouts; leases handle crashes
+    return Worker(
+        functions=[func(run_step, timeout=step_timeout, max_tries=1000),  # type: ignore
+                   func(fire_timer, timeout=60), func(approval_deadline, timeout=60),  # type: ignore
+                   func(child_finished, timeout=60), func(compensate, timeout=3600)],  # type: ignore
+        cron_jobs=[cron(sweep, second=set(range(0, 60, max(settings.sweep_seconds, 1))),  # type: ignore
+                        run_at_startup=False, timeout=60, unique=True)],
+        redis_settings=redis_settings(redis_url),
+        queue_name=settings.queue_name,
+        on_startup=startup, on_shutdown=shutdown,
+        ctx={"trinity_settings": settings, "trinity_redis_url": redis_url,
+             "migrate": migrate},
+        poll_delay=settings.poll_delay,
+        max_jobs=settings.worker_max_jobs,
+        keep_result=0,
+        allow_abort_jobs=True,
+        health_check_interval=5,
+        handle_signals=handle_signals,
+        burst=burst,
+        job_completion_wait=5,
+    )
+
+
+def run_worker(settings: Any, redis_url: str) -> None:
+    """Run a worker until SIGINT/SIGTERM."""
+    build_worker(settings, redis_url).run()
