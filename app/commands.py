@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from app.local import LocalSession, open_local
-from app.services import InvalidDefinition, InvalidInput, NotFound, ServiceError
+from app.services import (
+    InvalidDefinition,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    template_name_for,
+)
 from app.settings import Settings, SettingsError
 from app.views import agent_view, definition_view, execution_view
 
@@ -27,6 +34,7 @@ def add_runtime_commands(sub: Any) -> None:
     q = psub.add_parser("import", help="store a definition file (optionally publish it)")
     q.add_argument("files", nargs="+", type=Path, metavar="FILE")
     q.add_argument("--publish", action="store_true")
+    q.add_argument("--name", help="name for a template file (default: from the file name)")
     _json_flag(q)
     q.set_defaults(func=_cmd(_processes_import))
     q = psub.add_parser("list", help="every stored definition version")
@@ -49,6 +57,7 @@ def add_runtime_commands(sub: Any) -> None:
     p.add_argument("--input", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--input-json", metavar="JSON")
     p.add_argument("--version")
+    p.add_argument("--name", help="name for a template file (default: from the file name)")
     p.add_argument("--wait", action="store_true", help="wait for the end and print it")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (--wait)")
     _json_flag(p)
@@ -145,7 +154,8 @@ async def _processes_import(s: LocalSession, args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as e:
             print(f"error: cannot read {path}: {e}", file=sys.stderr)
             return EXIT_USAGE
-        imported = await s.container.definitions.import_text(text, publish=args.publish)
+        imported = await s.container.definitions.import_text(
+            text, publish=args.publish, name=args.name or template_name_for(path.stem))
         for w in imported.warnings:
             print(w.format(str(path)), file=sys.stderr)
         results.append({**definition_view(imported.row), "created": imported.created,
@@ -190,7 +200,7 @@ def _status_changer(status: str) -> Handler:
 
 async def _start(s: LocalSession, args: argparse.Namespace) -> int:
     c = s.container
-    row = await _resolve_process(s, args.process, args.version)
+    row = await _resolve_process(s, args.process, args.version, args.name)
     data = _parse_inputs(args.input, args.input_json)
     x = await c.executions.start(row, data, "cli")
     if not args.wait:
@@ -210,14 +220,16 @@ async def _start(s: LocalSession, args: argparse.Namespace) -> int:
     return EXIT_OK if view["status"] == "completed" else EXIT_FAILED
 
 
-async def _resolve_process(s: LocalSession, name_or_file: str, version: str | None) -> Any:
+async def _resolve_process(s: LocalSession, name_or_file: str, version: str | None,
+                           name: str | None = None) -> Any:
     path = Path(name_or_file)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise NotFound(f"cannot read {path}: {e.strerror}") from None
-        imported = await s.container.definitions.import_text(text, publish=True)
+        imported = await s.container.definitions.import_text(
+            text, publish=True, name=name or template_name_for(path.stem))
         for w in imported.warnings:
             print(w.format(str(path)), file=sys.stderr)
         return imported.row
@@ -375,6 +387,8 @@ def _worker(args: argparse.Namespace) -> int:
     from app.local import known_redis_url
     from worker.main import run_worker
 
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
     url = known_redis_url(settings)
     if not url:

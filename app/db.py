@@ -102,4 +102,6 @@ def migrate(url: str) -> None:
     """
     from alembic import command
 
+    if url.startswith("sqlite"):
+        _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), "head")

@@ -57,9 +57,11 @@ class DefinitionService:
         self.db = runtime.db
 
     async def import_text(self, text: str, publish: bool = False,
-                          created_by: str | None = None) -> Imported:
+                          created_by: str | None = None, name: str | None = None) -> Imported:
         """Store a definition version. The same name+version with the same text is reused;
-        with different text it is refused unless it is an unused draft (then updated)."""
+        with different text it is refused unless it is an unused draft (then updated).
+        A template (`name: "{{name}}"`) needs `name`, which replaces every `{{name}}`."""
+        text = fill_template_name(text, name)
         definition, issues = validate_text(text)
         if definition is None:
             raise InvalidDefinition(issues)
@@ -212,6 +214,24 @@ class ExecutionService:
         except ExecutionError as e:
             raise ServiceError(str(e)) from None
         return outcome.execution
+
+
+TEMPLATE_NAME = "{{name}}"
+
+
+def fill_template_name(text: str, name: str | None) -> str:
+    """Replace `{{name}}` in a template; a template without a name is refused."""
+    if TEMPLATE_NAME not in text:
+        return text
+    if not name:
+        raise ServiceError("this file is a template (name: \"{{name}}\"); give the process a "
+                           "name, e.g. --name my-process")
+    return text.replace(TEMPLATE_NAME, name)
+
+
+def template_name_for(path_stem: str) -> str:
+    """The process name a template file gets by default: its file name without suffixes."""
+    return path_stem.split("__")[0]
 
 
 def _data_of(text: str) -> Any:

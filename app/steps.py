@@ -166,8 +166,9 @@ class StepRunner:
         name = rendered.agent or step.spec.agent
         agent = await self.lookup_agent(name)
         if agent is None:
+            # the retry policy decides: an operator may register the agent meanwhile
             raise StepFailure("AGENT_NOT_FOUND", f"no agent named '{name}' is registered; "
-                              f"add it with `trinity agents add {name} --kind …`", False)
+                              f"add it with `trinity agents add {name} --kind …`")
         timeout = (step.timeout or DEFAULT_TIMEOUT).total_seconds()
         request = AgentRequest(
             message=rendered.message, execution_id=x.id, step_id=step.id, attempt=attempt,

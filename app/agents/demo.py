@@ -6,8 +6,9 @@ Config keys (all optional):
     cost        money per call, as a string ("0.002")
     tokens      tokens reported per call
     replies     {substring of the message: reply}; the first match wins
-    echo_json   (default true) a message holding "Return this exact JSON:" and then JSON
-                is answered with that JSON
+    echo_json   (default true) a message holding "Return this exact JSON:" (or "Return
+                JSON:", "Return ONLY this JSON …:") and then a JSON object is answered
+                with that object
     reply       the reply when nothing above matched: a string (parsed like any agent
                 reply) or an object
     fail_times  fail this many first attempts (by `request.attempt`, so it is
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -32,6 +34,10 @@ from engine.expressions import parse_agent_reply
 __all__ = ["DEMO_AGENTS", "ECHO_MARKER", "DemoClient"]
 
 ECHO_MARKER = "Return this exact JSON:"
+# Also the variants the Trinity example files use: "Return JSON:", "Return this JSON:",
+# "Return ONLY this JSON (no explanation):".
+_ECHO = re.compile(r"\breturn\s+(?:only\s+)?(?:this\s+)?(?:exact\s+)?json\b[^:\n]{0,40}:",
+                   re.IGNORECASE)
 
 DEMO_AGENTS: dict[str, dict[str, Any]] = {
     "demo-writer": {
@@ -123,18 +129,19 @@ def _substitute(value: Any, message: str) -> Any:
 
 
 def _echoed_json(message: str) -> str | None:
-    """The JSON object right after the marker (a fence around it is allowed), if any."""
-    at = message.find(ECHO_MARKER)
-    if at < 0:
-        return None
-    rest = message[at + len(ECHO_MARKER):].strip()
-    if rest.startswith("```"):
-        rest = rest.split("\n", 1)[1] if "\n" in rest else ""
-    try:
-        value, end = json.JSONDecoder().raw_decode(rest)
-    except ValueError:
-        return None
-    return rest[:end] if isinstance(value, dict) else None
+    """The JSON object right after a "Return this exact JSON:" style instruction (a fence
+    around it is allowed), if any."""
+    for marker in _ECHO.finditer(message):
+        rest = message[marker.end():].strip()
+        if rest.startswith("```"):
+            rest = rest.split("\n", 1)[1] if "\n" in rest else ""
+        try:
+            value, end = json.JSONDecoder().raw_decode(rest)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return rest[:end]
+    return None
 
 
 def _numbers(name: str, config: Mapping[str, Any]) -> tuple[Decimal, int, float]:
@@ -145,7 +152,8 @@ def _numbers(name: str, config: Mapping[str, Any]) -> tuple[Decimal, int, float]
     except (InvalidOperation, TypeError, ValueError) as e:
         raise AgentError("INVALID_CONFIG", f"demo agent '{name}': cost, tokens and latency "
                          f"must be numbers ({e})", retryable=False) from None
-    if not (cost.is_finite() and math.isfinite(latency)) or min(cost, tokens, latency) < 0:
+    if not (cost.is_finite() and math.isfinite(latency)) or cost < 0 or tokens < 0 \
+            or latency < 0:
         raise AgentError("INVALID_CONFIG", f"demo agent '{name}': cost, tokens and latency "
                          "cannot be negative", retryable=False)
     return cost, tokens, latency

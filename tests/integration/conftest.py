@@ -146,6 +146,8 @@ def worker_env(settings: Settings, redis_url: str, **extra: str) -> dict[str, st
                 "TRINITY_SWEEP_SECONDS": str(settings.sweep_seconds),
                 "TRINITY_POLL_DELAY": str(settings.poll_delay),
                 "TRINITY_QUEUE": settings.queue_name, "PYTHONUNBUFFERED": "1"})
+    if settings.webhook_url:
+        env["TRINITY_WEBHOOK_URL"] = settings.webhook_url
     env.update(extra)
     return env
 

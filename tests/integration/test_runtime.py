@@ -119,13 +119,15 @@ steps:
     type: agent_task
     agent: nobody-home
     message: hello
+    retry: {max_attempts: 2, initial_delay: 0.2s}
 """
     x = await _start(container, text)
     final = await wait_terminal(container, x.id)
     assert final.status.value == "failed"
     assert final.error["code"] == "AGENT_NOT_FOUND"
     assert "no agent named 'nobody-home'" in final.error["message"]
-    assert len(final.steps["ask"].attempts) == 1  # not retried: retrying cannot help
+    attempts = final.steps["ask"].attempts
+    assert [a.error_code for a in attempts] == ["AGENT_NOT_FOUND", "AGENT_NOT_FOUND"]
 
 
 async def test_cancel_stops_a_running_step_and_nothing_runs_after_it(
