@@ -110,6 +110,11 @@ def add_runtime_commands(sub: Any) -> None:
     p = sub.add_parser("worker", help="run a worker (scale-out: any number of them)")
     p.set_defaults(func=_worker)
 
+    p = sub.add_parser("web", help="run only the web server (scale-out: any number of them)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=_web)
+
 
 def _json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -396,4 +401,14 @@ def _worker(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     run_worker(settings, url)
+    return EXIT_OK
+
+
+def _web(args: argparse.Namespace) -> int:
+    from app.db import migrate
+    from pages.placeholder import serve
+
+    settings = Settings.from_env()
+    migrate(settings.database_url)
+    serve(args.host or settings.host, args.port or settings.port)
     return EXIT_OK

@@ -161,3 +161,115 @@ steps:
     assert final.steps["wait"].status.value == "cancelled"
     assert final.steps["after"].status.value == "pending"
     assert in_process_worker is not None
+
+
+FLAKY = """
+name: flaky
+steps:
+  - id: first
+    type: agent_task
+    agent: demo-echo
+    message: one
+  - id: shaky
+    type: agent_task
+    agent: shaky
+    depends_on: first
+    message: two
+    retry: {max_attempts: 1}
+  - id: last
+    type: agent_task
+    agent: demo-echo
+    depends_on: shaky
+    message: three
+"""
+
+
+async def test_a_failed_step_retried_in_place_lets_the_execution_finish(
+        container: Any, in_process_worker: Any) -> None:
+    from app.agents_admin import upsert_agent
+    from tests.support.http import Receiver
+
+    calls: list[int] = []
+
+    def first_call_fails(path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+        calls.append(1)
+        return (500, {"error": "boom"}) if len(calls) == 1 else (200, {"output": "fine"})
+
+    server = Receiver(first_call_fails)
+    await upsert_agent(container.db, "shaky", "http", {"url": server.url})
+    x = await _start(container, FLAKY)
+    failed = await wait_terminal(container, x.id)
+    assert failed.status.value == "failed"
+    assert failed.steps["shaky"].error["code"] == "AGENT_ERROR"
+    await container.executions.resume(x.id, "operator")
+    final = await wait_terminal(container, x.id)
+    assert final.status.value == "completed"
+    assert [a.status for a in final.steps["shaky"].attempts] == ["failed", "completed"]
+    assert len(final.steps["first"].attempts) == 1  # finished work is not redone
+    server.close()
+
+
+async def test_retry_starts_a_new_execution_with_the_same_input(
+        container: Any, in_process_worker: Any, monkeypatch: pytest.MonkeyPatch,
+        hook_server: Any) -> None:
+    monkeypatch.setenv("TRINITY_TEST_HOOK", hook_server.url)
+    x = await _start(container, CHAIN, {"topic": "again"})
+    await wait_terminal(container, x.id)
+    again = await container.executions.retry(x.id, "operator")
+    final = await wait_terminal(container, again.id)
+    row, _ = await container.executions.get(again.id)
+    assert again.id != x.id and row.retry_of == x.id
+    assert final.input == {"topic": "again"} and final.status.value == "completed"
+
+
+async def test_a_paused_execution_dispatches_nothing_until_resumed(
+        container: Any, in_process_worker: Any) -> None:
+    from app.agents_admin import upsert_agent
+    from tests.integration.conftest import wait_for
+
+    await upsert_agent(container.db, "steady", "demo", {"latency": 0.5})
+    text = FLAKY.replace("agent: shaky", "agent: steady")
+    x = await _start(container, text)
+
+    async def first_running() -> bool:
+        _row, cur = await container.executions.get(x.id)
+        return cur.steps["first"].status.value in ("running", "completed")
+    await wait_for(first_running, 20, what="the first step")
+    await container.executions.pause(x.id, "operator")
+
+    async def first_done() -> Any:
+        _row, cur = await container.executions.get(x.id)
+        return cur if cur.steps["first"].status.value == "completed" else None
+    paused = await wait_for(first_done, 20, what="the running step to finish while paused")
+    assert paused.status.value == "paused"
+    assert paused.steps["shaky"].status.value == "pending"  # nothing new was dispatched
+    await container.executions.resume(x.id, "operator")
+    final = await wait_terminal(container, x.id)
+    assert final.status.value == "completed"
+
+
+async def test_a_malformed_definition_is_refused_and_nothing_is_stored(container: Any) -> None:
+    from app.services import InvalidDefinition
+
+    with pytest.raises(InvalidDefinition) as info:
+        await container.definitions.import_text("name: broken\nsteps:\n  - id: a\n"
+                                                "    type: agent_task\n    agnet: x\n")
+    assert any(i.code == "unknown-key" and i.line == 5 for i in info.value.issues)
+    assert await container.definitions.list() == []
+
+
+async def test_recovery_fails_executions_idle_past_the_cutoff(
+        container: Any, settings: Any) -> None:
+    from datetime import timedelta
+
+    from app.recovery import Recovery
+
+    x = await _start(container, FLAKY.replace("agent: shaky", "agent: demo-echo"))
+    # no worker runs, so the execution sits with a queued step; look two days ahead
+    later = container.runtime.clock() + timedelta(days=2)
+    container.runtime.clock = lambda: later
+    report = await Recovery(container.runtime, container.dispatcher,
+                            timedelta(hours=24)).sweep(full=True)
+    assert report.failed_idle == [x.id]
+    _row, final = await container.executions.get(x.id)
+    assert final.status.value == "failed" and final.error["code"] == "IDLE_TIMEOUT"
