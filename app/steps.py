@@ -171,7 +171,8 @@ class StepRunner:
                               f"add it with `trinity agents add {name} --kind …`")
         timeout = (step.timeout or DEFAULT_TIMEOUT).total_seconds()
         request = AgentRequest(
-            message=rendered.message, execution_id=x.id, step_id=step.id, attempt=attempt,
+            message=_reprompt(rendered.message, x, step), execution_id=x.id, step_id=step.id,
+            attempt=attempt,
             idempotency_key=f"{x.id}:{step.id}:{x.steps[step.id].visits}:{attempt}",
             context={"process": definition.name, "version": definition.version,
                      "step_name": step.name},
@@ -180,6 +181,11 @@ class StepRunner:
             reply = await self.agents.call(agent, request)
         except AgentError as e:
             raise StepFailure(e.code, e.message, e.retryable) from None
+        if step.spec.output_schema:
+            problem = schema_problem(reply.output, step.spec.output_schema)
+            if problem:
+                raise StepFailure("OUTPUT_INVALID", f"the reply does not match output_schema: "
+                                  f"{problem}", True)
         return Work(reply.output, reply.cost, reply.tokens)
 
     async def _heartbeat(self, execution_id: str, step_id: str, attempt: int,
@@ -195,6 +201,36 @@ class StepRunner:
             except Exception:  # a missed beat is harmless; the next one retries
                 log.warning("lease renewal failed for %s/%s", execution_id, step_id,
                             exc_info=True)
+
+
+def schema_problem(output: Any, schema: Any) -> str | None:
+    """What is wrong with an agent reply against the step's output_schema, or None."""
+    import jsonschema
+
+    value = output
+    if isinstance(output, dict) and "response" in output and "response" not in (
+            schema.get("properties") or {}):
+        value = {k: v for k, v in output.items() if k != "response"}
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as e:
+        where = "/".join(map(str, e.absolute_path))
+        return f"{where + ': ' if where else ''}{e.message}"
+    except jsonschema.SchemaError as e:
+        return f"output_schema itself is invalid: {e.message}"
+    return None
+
+
+def _reprompt(message: str, x: ProcessExecution, step: Step) -> str:
+    """After an OUTPUT_INVALID attempt, tell the agent what was wrong and what is wanted."""
+    import json
+
+    last = x.steps[step.id].error or {}
+    if last.get("code") != "OUTPUT_INVALID" or not isinstance(step.spec, AgentTask):
+        return message
+    return (f"{message}\n\nYour previous reply was not accepted: {last.get('message')}.\n"
+            f"Reply with only a JSON object matching this JSON Schema:\n"
+            f"{json.dumps(step.spec.output_schema, indent=2)}")
 
 
 def _completer(step_id: str, attempt: int, work: Work) -> Any:

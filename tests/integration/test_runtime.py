@@ -273,3 +273,39 @@ async def test_recovery_fails_executions_idle_past_the_cutoff(
     assert report.failed_idle == [x.id]
     _row, final = await container.executions.get(x.id)
     assert final.status.value == "failed" and final.error["code"] == "IDLE_TIMEOUT"
+
+
+async def test_a_reply_that_breaks_the_output_schema_is_retried_with_the_reason(
+        container: Any, in_process_worker: Any) -> None:
+    from app.agents_admin import upsert_agent
+    from tests.support.http import Receiver
+
+    def answer(path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+        if "not accepted" in body["message"]:
+            return 200, {"output": {"score": 7}}
+        return 200, {"output": {"score": "high"}}
+
+    server = Receiver(answer)
+    await upsert_agent(container.db, "scorer", "http", {"url": server.url})
+    text = """
+name: schema
+steps:
+  - id: rate
+    type: agent_task
+    agent: scorer
+    message: Rate it
+    retry: {max_attempts: 2, initial_delay: 0.1s}
+    output_schema:
+      type: object
+      required: [score]
+      properties: {score: {type: integer}}
+"""
+    x = await _start(container, text)
+    final = await wait_terminal(container, x.id)
+    server.close()
+    assert final.status.value == "completed"
+    first, second = final.steps["rate"].attempts
+    assert first.error_code == "OUTPUT_INVALID" and "score: 'high' is not of type" in \
+        first.error_message
+    assert "Your previous reply was not accepted" in server.received[1]["message"]
+    assert final.steps["rate"].output == {"score": 7}
