@@ -23,7 +23,7 @@ PY = BIN / "python"
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be started by an older python3
         print("Trinity Processes needs Python 3.11 or newer", file=sys.stderr)
         return 2
     command = argv[0] if argv else "help"

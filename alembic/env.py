@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging.config
 
-from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.tables  # noqa: F401  (registers the tables on the metadata)
+from alembic import context
 from app.tables import metadata
 
 config = context.config

@@ -141,7 +141,7 @@ class Runtime:
         return await repo.rebuild(head.id, snapshot.snapshot, snapshot.snapshot_seq)
 
     def _remember(self, execution_id: str, entry: Any) -> None:
-        version, _seq, x = entry
+        _version, _seq, x = entry
         if x.status.is_terminal:
             self._states.pop(execution_id, None)
             return

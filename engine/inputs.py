@@ -98,7 +98,7 @@ def _number(value: Any) -> tuple[Any, bool]:
 
 def _integer(value: Any) -> tuple[Any, bool]:
     number, ok = _number(value)
-    if not ok or isinstance(number, float) and not number.is_integer():
+    if not ok or (isinstance(number, float) and not number.is_integer()):
         return value, False
     return int(number), True
 

@@ -12,7 +12,9 @@ __all__ = ["json_schema"]
 _DURATION = {"type": ["string", "number"], "description": "90s, 5m, 1h30m, 2d or seconds",
              "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)?\s*)+$|^P"}
 _SCALARS: dict[Kind, dict[str, Any]] = {
-    Kind.SLUG: {"type": "string", "pattern": schema.NAME_PATTERN},
+    # Not a "pattern": a name that is not a slug is only a warning (PROCESS_FORMAT.md), and
+    # template files are named "{{name}}".
+    Kind.SLUG: {"type": "string", "format": "slug"},
     Kind.STRING: {"type": "string"},
     Kind.TEXT: {"type": "string"},
     Kind.TEMPLATE: {"type": "string", "format": "template"},
@@ -47,8 +49,11 @@ def json_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     for name, spec in schema.STEP_TYPES.items():
         defs[f"step_{name}"] = _object(spec, {"type": {"const": name}})
+    untyped = schema.TRIGGER_TYPES["webhook"].by_name["type"].default
     for name, spec in schema.TRIGGER_TYPES.items():
-        defs[f"trigger_{name}"] = _object(spec, {"type": {"const": name}})
+        defs[f"trigger_{name}"] = trigger = _object(spec, {"type": {"const": name}})
+        if name != untyped:  # a trigger without a type is a webhook, and only that
+            trigger["required"] = [*trigger.get("required", ()), "type"]
     root = _object(schema.TOP_LEVEL)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -66,8 +71,8 @@ def _object(spec: Spec, overrides: dict[str, Any] | None = None) -> dict[str, An
         for alias in f.aliases:
             properties[alias] = {**_field(f), "description": f"Alias of {f.name}."}
     properties.update(overrides or {})
-    for key in spec.metadata_keys:
-        properties[key] = {"description": "Kept as metadata."}
+    for key in spec.metadata_keys:  # a real field of the same name keeps its type and doc
+        properties.setdefault(key, {"description": "Kept as metadata."})
     out: dict[str, Any] = {
         "type": "object",
         "description": spec.doc,

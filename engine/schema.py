@@ -13,12 +13,12 @@ from typing import Any
 
 __all__ = [
     "FORMAT_VERSION",
-    "Field",
-    "Kind",
-    "Spec",
     "STEP_TYPES",
     "TOP_LEVEL",
     "TRIGGER_TYPES",
+    "Field",
+    "Kind",
+    "Spec",
     "step_spec",
     "trigger_spec",
 ]

@@ -304,7 +304,7 @@ steps:
     final = await wait_terminal(container, x.id)
     server.close()
     assert final.status.value == "completed"
-    first, second = final.steps["rate"].attempts
+    first, _second = final.steps["rate"].attempts
     assert first.error_code == "OUTPUT_INVALID" and "score: 'high' is not of type" in \
         first.error_message
     assert "Your previous reply was not accepted" in server.received[1]["message"]
