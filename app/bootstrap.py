@@ -48,6 +48,7 @@ class Container:
     notifier: Notifier
     steps: StepRunner
     recovery: Recovery
+    approvals: Any = None
     embedded: EmbeddedRedis | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _agent_cache: dict[str, tuple[float, AgentConfig | None]] = field(default_factory=dict)
@@ -110,6 +111,10 @@ async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
                           agents, notifier, None,  # type: ignore[arg-type]
                           Recovery(runtime, dispatcher,
                                    timedelta(hours=settings.idle_cutoff_hours)))
+    from app.approvals import ApprovalService, approval_rows_hook
+
+    runtime.hooks.append(approval_rows_hook)
+    container.approvals = ApprovalService(runtime)
     container.steps = StepRunner(
         runtime, agents, container.lookup_agent,
         worker_name or f"{socket.gethostname()}:{os.getpid()}", settings.lease_seconds,

@@ -107,6 +107,10 @@ def add_runtime_commands(sub: Any) -> None:
     _json_flag(p)
     p.set_defaults(func=_cmd(_recover))
 
+    from app.approvals_cli import add_approval_commands
+
+    add_approval_commands(sub, _cmd, _json_flag, _out)
+
     p = sub.add_parser("worker", help="run a worker (scale-out: any number of them)")
     p.set_defaults(func=_worker)
 
@@ -210,7 +214,8 @@ async def _start(s: LocalSession, args: argparse.Namespace) -> int:
     x = await c.executions.start(row, data, "cli")
     if not args.wait:
         if await s.ensure_worker() or s.has_private_redis:
-            await _wait(s, x.id, args.timeout)  # no worker would ever run it otherwise
+            # the worker lives in this command: run until only people or timers can move it
+            await _wait(s, x.id, args.timeout, settle=True)
         _out(args, {"id": x.id, "status": x.status.value},
              lambda: print(f"started {x.id} ({row.name} {row.version})"))
         return EXIT_OK
@@ -259,14 +264,27 @@ def _parse_inputs(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
     return data
 
 
-async def _wait(s: LocalSession, execution_id: str, timeout: float) -> str | None:
+async def _wait(s: LocalSession, execution_id: str, timeout: float,
+                settle: bool = False) -> str | None:
+    """Until the execution ends (or, with `settle`, until it only waits for a person,
+    a timer or a child process)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _row, x = await s.container.executions.get(execution_id)
         if x.status.is_terminal:
             return x.status.value
+        if settle and not any(st.status.value in ("pending", "queued", "running", "retrying")
+                              and _can_move(x, sid) for sid, st in x.steps.items()):
+            return x.status.value
         await asyncio.sleep(0.1)
     return None
+
+
+def _can_move(x: Any, step_id: str) -> bool:
+    """A pending step can move only once nothing it waits on is waiting for outside input."""
+    st = x.steps[step_id]
+    return st.status.value != "pending" or not any(
+        other.status.value.startswith("waiting_") for other in x.steps.values())
 
 
 async def _full_view(s: LocalSession, execution_id: str) -> dict[str, Any]:

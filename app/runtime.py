@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -40,6 +40,9 @@ from engine.execution import (
 __all__ = ["Clock", "Dispatcher", "ExecutionNotFound", "Outcome", "Runtime", "new_id", "utcnow"]
 
 Decide = Callable[[ProcessExecution, ProcessDefinition, datetime], list[Command] | None]
+Prepare = Callable[[Any, ProcessExecution, datetime], Awaitable[None]]
+Hook = Callable[[Any, ProcessExecution, ProcessDefinition, Sequence[Command], Sequence[Event],
+                 datetime], Awaitable[None]]
 
 
 def utcnow() -> datetime:
@@ -90,13 +93,16 @@ class Runtime:
         self.lease_seconds = lease_seconds
         # per-process copies of live executions: (version, snapshot seq, state)
         self._states: dict[str, tuple[int, int, ProcessExecution]] = {}
+        # rows other modules keep in step with executions, written in the same transaction
+        self.hooks: list[Hook] = []
 
     async def transition(self, execution_id: str, decide: Decide,
-                         dispatch: bool = True) -> Outcome:
-        """Run `decide` on the current state and store what it recorded."""
+                         dispatch: bool = True, prepare: Prepare | None = None) -> Outcome:
+        """Run `decide` on the current state and store what it recorded. `prepare` runs
+        first in the same transaction (e.g. to check and record an approval decision)."""
         for attempt in range(8):
             try:
-                outcome = await self._transition_once(execution_id, decide)
+                outcome = await self._transition_once(execution_id, decide, prepare)
                 break
             except (ConcurrentUpdate, OperationalError):
                 if attempt == 7:
@@ -106,7 +112,8 @@ class Runtime:
             await self.after_commit(outcome)
         return outcome
 
-    async def _transition_once(self, execution_id: str, decide: Decide) -> Outcome:
+    async def _transition_once(self, execution_id: str, decide: Decide,
+                               prepare: Prepare | None = None) -> Outcome:
         cached: tuple[int, ProcessExecution] | None = None
         try:
             async with self.db.write() as s:
@@ -117,12 +124,15 @@ class Runtime:
                 definition = await self.definition_for(s, head)
                 x = await self._current(repo, head)
                 now = self.clock()
+                if prepare is not None:
+                    await prepare(s, x, now)
                 commands = decide(x, definition, now) or []
                 events = x.pull_events()
                 version, seq = head.version, head.snapshot_seq
                 if events:
                     seq = await repo.save(x, events, version, now, seq)
                     await self._record_wakeups(s, x, commands, now)
+                    await self._in_transaction(s, x, definition, commands, events, now)
                     version += 1
                 cached = (version, seq, x)  # type: ignore[assignment]
         except BaseException:
@@ -161,6 +171,7 @@ class Runtime:
             await s.flush()
             seq = await repo.save(x, events, 0, now, x.event_count)
             await self._record_wakeups(s, x, commands, now)
+            await self._in_transaction(s, x, definition, commands, events, now)
         self._remember(x.id, (1, seq, x))
         outcome = Outcome(x, definition, commands, events)
         await self.after_commit(outcome)
@@ -198,6 +209,12 @@ class Runtime:
             if row is None:
                 raise ExecutionNotFound(execution_id)
             return row, await repo.to_domain(row)
+
+    async def _in_transaction(self, s: Any, x: ProcessExecution,
+                              definition: ProcessDefinition, commands: Sequence[Command],
+                              events: Sequence[Event], now: datetime) -> None:
+        for hook in self.hooks:
+            await hook(s, x, definition, commands, events, now)
 
     async def _record_wakeups(self, s: Any, x: ProcessExecution, commands: Sequence[Command],
                               now: datetime) -> None:

@@ -10,10 +10,15 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "AgentRow",
+    "ApprovalDecisionRow",
+    "ApprovalRow",
     "DefinitionRow",
+    "DelegationRow",
     "EventRow",
     "ExecutionRow",
     "StepRunRow",
+    "TeamMemberRow",
+    "UserRow",
     "WakeupRow",
     "metadata",
 ]
@@ -166,3 +171,84 @@ class AgentRow(SQLModel, table=True):
     description: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime | None = _when()
     updated_at: datetime | None = _when()
+
+
+class UserRow(SQLModel, table=True):
+    """A person who can be assigned approvals (accounts and sign-in come with the web app)."""
+
+    __tablename__ = "users"
+
+    username: str = Field(primary_key=True, max_length=100)
+    email: str | None = Field(default=None, index=True, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    created_at: datetime | None = _when()
+
+
+class TeamMemberRow(SQLModel, table=True):
+    """Membership of a user in a team, with the role they hold there."""
+
+    __tablename__ = "team_members"
+
+    team: str = Field(primary_key=True, max_length=100)
+    username: str = Field(primary_key=True, foreign_key="users.username", max_length=100)
+    role: str = Field(default="member", max_length=40)
+
+
+class ApprovalRow(SQLModel, table=True):
+    """A request for a human decision; created in the transaction that opened it."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "step_id", "visit", name="uq_approval_visit"),
+        Index("ix_approvals_status_deadline", "status", "deadline"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    execution_id: str = Field(foreign_key="executions.id", index=True, max_length=36)
+    step_id: str = Field(max_length=64)
+    visit: int = 1
+    process_name: str = Field(max_length=200)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    artifacts: list[Any] | None = _json()
+    assignees: list[Any] | None = _json()
+    escalate_to: list[Any] | None = _json()
+    required_approvals: int = 1
+    status: str = Field(default="pending", max_length=20)
+    deadline: datetime | None = _when()
+    reminder_every_seconds: float | None = None
+    last_reminder_at: datetime | None = _when()
+    escalated: bool = False
+    requested_by: str | None = Field(default=None, max_length=200)
+    options: dict[str, Any] | None = _json()
+    created_at: datetime | None = _when()
+    decided_at: datetime | None = _when()
+
+
+class ApprovalDecisionRow(SQLModel, table=True):
+    """One person's decision on a request (N-of-M keeps several)."""
+
+    __tablename__ = "approval_decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    approval_id: str = Field(foreign_key="approvals.id", index=True, max_length=36)
+    decided_by: str = Field(max_length=100)
+    on_behalf_of: str | None = Field(default=None, max_length=100)
+    decision: str = Field(max_length=20)
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    edited: Any = _json()
+    diff: str | None = Field(default=None, sa_column=Column(Text))
+    at: datetime | None = _when()
+
+
+class DelegationRow(SQLModel, table=True):
+    """An assignee handed a request to someone else."""
+
+    __tablename__ = "approval_delegations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    approval_id: str = Field(foreign_key="approvals.id", index=True, max_length=36)
+    from_user: str = Field(max_length=100)
+    to_user: str = Field(max_length=100)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime | None = _when()

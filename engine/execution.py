@@ -242,13 +242,14 @@ class ProcessExecution(ExecutionState):
         return self._fail_waiting(definition, step, "APPROVAL_REJECTED", reason, now)
 
     def approval_timed_out(self, definition: ProcessDefinition, step_id: str,
-                           now: datetime) -> list[Command]:
-        """Apply the approval's on_timeout. Ignored when the step no longer waits."""
+                           now: datetime, action: str | None = None) -> list[Command]:
+        """Apply the approval's on_timeout (or `action`, e.g. `reject` when an escalated
+        request times out again). Ignored when the step no longer waits."""
         st = self._state(step_id)
         step = definition.step(step_id)
         if st.status is not StepStatus.WAITING_APPROVAL or not isinstance(step.spec, Approval):
             return []
-        action = step.spec.on_timeout
+        action = action or step.spec.on_timeout
         self._record(ev.ApprovalTimedOut(now, step_id=step_id, action=action))
         if action == "auto_approve":
             self._record(ev.ApprovalDecided(now, step_id=step_id, decision="approved",

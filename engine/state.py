@@ -364,8 +364,9 @@ def _approval_decided(x: ExecutionState, e: ev.ApprovalDecided) -> None:
     st = x.steps[e.step_id]
     st.output = {"decision": e.decision, "decided_by": e.decided_by, "comment": e.comment,
                  "decided_at": e.at.isoformat(), "decisions": list(e.decisions)}
-    if e.edited is not None:
+    if e.edited is not None:  # the approver's edit becomes what the step hands on
         st.output["edited"] = e.edited
+        st.output["response"] = e.edited
 
 
 def _timer_started(x: ExecutionState, e: ev.TimerStarted) -> None:
