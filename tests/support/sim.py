@@ -25,6 +25,7 @@ from engine.execution import (
     RunStep,
     StartTimer,
 )
+from engine.status import StepStatus
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -32,8 +33,8 @@ T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 Agent = Callable[[str, int, str], tuple[str, Any]]
 # An approver: (step id, visit) -> decision, or "timeout" to let the deadline pass
 Approver = Callable[[str, int], str]
-# Called after every command the simulation has carried out
-AfterCommand = Callable[[ProcessExecution, Command], None]
+# Saves and loads the execution between commands; the loaded one carries on
+Checkpoint = Callable[[ProcessExecution], ProcessExecution]
 
 
 def echo_agent(step_id: str, attempt: int, message: str) -> tuple[str, Any]:
@@ -60,15 +61,15 @@ class Simulation:
     now: datetime = T0
     log: list[Command] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    after_command: AfterCommand | None = None
+    checkpoint: Checkpoint | None = None
     execution: ProcessExecution | None = None
     max_rounds: int = 10_000
 
     def run(self, input: dict[str, Any] | None = None) -> ProcessExecution:
         """Start and drive until nothing is left to do; returns the execution.
 
-        Every event is kept in `events`, in order, and `after_command` sees the execution
-        after each command.
+        Every event is kept in `events`, in order; after each command `checkpoint` (when
+        given) may replace the execution with a saved and loaded copy.
         """
         x = ProcessExecution.create(self.definition, "ex-1", self.now, input or {})
         self.execution = x
@@ -83,8 +84,8 @@ class Simulation:
             self.log.append(command)
             queue.extend(self._do(x, command))
             self.events.extend(x.pull_events())
-            if self.after_command is not None:
-                self.after_command(x, command)
+            if self.checkpoint is not None:
+                x = self.execution = self.checkpoint(x)
         assert rounds < self.max_rounds, "simulation did not terminate"
         return x
 
@@ -130,6 +131,8 @@ class Simulation:
                            self._tick(), rand=lambda: 0.5)
 
     def _decide(self, x: ProcessExecution, c: RequestApproval) -> list[Command]:
+        if x.step_state(c.step_id).status is not StepStatus.WAITING_APPROVAL:
+            return []  # cancelled meanwhile: the approver finds nothing left to decide
         visit = x.step_state(c.step_id).visits
         decision = self.approver(c.step_id, visit)
         if decision == "timeout":

@@ -282,7 +282,7 @@ def test_no_step_is_taken_up_before_all_its_dependencies_have_finished(case: Cas
 
 @SETTINGS
 @given(cases())
-def test_a_join_is_taken_up_at_most_once(case: Case) -> None:
+def test_every_step_and_so_every_join_is_taken_up_at_most_once(case: Case) -> None:
     _, sim = run(case)
     d = case.definition
     taken: dict[str, int] = {}

@@ -1,5 +1,6 @@
 """Steps that wait durably: human approvals, timers and sub-processes."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -338,3 +339,45 @@ def test_a_failed_child_fails_the_step_with_subprocess_failed_and_still_costs() 
                                                        "sub-process ex-2 failed: agent broke")
     assert x.status is ExecutionStatus.FAILED
     assert x.cost == Decimal("0.25")
+
+
+# --- history and snapshots of executions that loop, pause and retry --------------------------
+
+
+def test_a_history_with_loops_pauses_and_a_retry_in_place_replays_and_reloads_exactly() -> None:
+    x, d = reviewing()
+    history = x.pull_events()
+    snapshots = []
+
+    def record() -> None:
+        history.extend(x.pull_events())
+        snapshots.append(x.to_dict())
+
+    x.decide_approval(d, "review", "needs_changes", "ann", T0 + H, comment="more")
+    record()
+    assert x.begin_attempt("draft", 1, T0 + H)
+    x.pause(T0 + H, by="ann")
+    record()
+    assert x.complete_step(d, "draft", 1, DRAFT, T0 + 2 * H) == []
+    record()
+    assert x.resume(d, T0 + 3 * H) == [RequestApproval("review", T0 + 5 * H)]
+    record()
+    x.decide_approval(d, "review", "approved", "bob", T0 + 4 * H, decisions=[{"by": "bob"}])
+    record()
+    assert x.begin_attempt("publish", 1, T0 + 5 * H)
+    x.fail_step(d, "publish", 1, "AGENT_ERROR", "down", T0 + 5 * H, retryable=False)
+    record()
+    assert x.status is ExecutionStatus.FAILED
+    x.retry_failed_step(d, "publish", T0 + 6 * H)
+    succeed(x, d, "publish", {"url": "https://example.com/q3"}, T0 + 7 * H)
+    record()
+    assert x.status is ExecutionStatus.COMPLETED
+
+    wire = [ev.event_from_dict(json.loads(json.dumps(e.to_dict()))) for e in history]
+    assert ProcessExecution.replay(history) == x
+    assert ProcessExecution.replay(wire).to_dict() == x.to_dict()
+    for snapshot in snapshots:
+        loaded = ProcessExecution.from_dict(json.loads(json.dumps(snapshot)))
+        assert loaded.to_dict() == snapshot
+    assert [(a.visit, a.number, a.status) for a in x.steps["draft"].attempts] == [
+        (1, 1, "completed"), (2, 1, "completed")]
