@@ -62,7 +62,8 @@ class DefinitionService:
         with different text it is refused unless it is an unused draft (then updated).
         A template (`name: "{{name}}"`) needs `name`, which replaces every `{{name}}`."""
         text = fill_template_name(text, name)
-        definition, issues = validate_text(text)
+        children = await self._sub_process_map()
+        definition, issues = validate_text(text, lambda process: children.get(process))
         if definition is None:
             raise InvalidDefinition(issues)
         warnings = tuple(i for i in issues if not i.is_error)
@@ -86,6 +87,19 @@ class DefinitionService:
             if publish and row.status == "draft":
                 row.status, row.published_at, row.updated_at = "published", now, now
         return Imported(row, created, warnings)
+
+    async def _sub_process_map(self) -> dict[str, list[str]]:
+        """For recursion checks: the processes each stored process starts as sub-processes
+        (across all its versions)."""
+        out: dict[str, list[str]] = {}
+        async with self.db.read() as s:
+            rows = (await s.execute(select(DefinitionRow.name, DefinitionRow.data))).all()
+        for name, data in rows:
+            steps = (data or {}).get("steps") or []
+            out.setdefault(name, []).extend(
+                str(st.get("process_name") or st.get("process")) for st in steps
+                if isinstance(st, dict) and st.get("type") == "sub_process")
+        return out
 
     async def _reuse(self, s: Any, row: DefinitionRow, text: str, data: Any,
                      now: datetime) -> DefinitionRow:
