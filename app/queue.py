@@ -59,6 +59,11 @@ class ArqDispatcher:
         """True while a job with this id is queued, deferred or running."""
         return bool(await self.redis.exists(f"arq:job:{job_id}", f"arq:in-progress:{job_id}"))
 
+    async def job_running(self, job_id: str) -> bool:
+        """True while a worker holds the job (or held it and died: arq keeps the mark for
+        the longest job timeout)."""
+        return bool(await self.redis.exists(f"arq:in-progress:{job_id}"))
+
     async def notify_parent(self, x: ProcessExecution) -> None:
         """A child execution ended: its parent's sub_process step can go on."""
         if x.parent_id and x.parent_step_id:

@@ -32,6 +32,8 @@ class Enqueuer(Protocol):
 
     async def job_exists(self, job_id: str) -> bool: ...
 
+    async def job_running(self, job_id: str) -> bool: ...
+
 
 @dataclass
 class RecoveryReport:
@@ -132,7 +134,12 @@ class Recovery:
                 commands.append(StartTimer(sid, st.due_at))
         for function, jid, args, _defer in command_jobs(x, commands):
             if await self.queue.job_exists(jid):
-                continue
+                if not await self.queue.job_running(jid):
+                    continue  # waiting for a worker
+                # A worker took the job and died before recording anything; arq keeps its
+                # in-progress mark (and so the id) for a day. Run it under another id: if
+                # that worker is alive after all, one of the two runs finds nothing to do.
+                jid = f"{jid}:recovered:{int(now.timestamp())}"
             report.redispatched.append(jid)
             if not report.dry_run:
                 await self.queue.enqueue(function, jid, args)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from datetime import datetime
 from typing import Any
 
 from arq import cron
 from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.bootstrap import Container, bootstrap, seed_demo_agents
 from app.queue import redis_settings
@@ -21,6 +24,7 @@ __all__ = ["build_worker", "run_worker"]
 
 log = logging.getLogger("trinity.worker")
 FULL_SCAN_EVERY = 30  # sweeps
+REDIS_RETRY_SECONDS = 0.5
 
 
 async def run_step(ctx: dict[str, Any], execution_id: str, step_id: str, attempt: int) -> None:
@@ -81,8 +85,8 @@ async def compensate(ctx: dict[str, Any], execution_id: str) -> None:
 
 
 async def sweep(ctx: dict[str, Any]) -> None:
-    ctx["sweeps"] = ctx.get("sweeps", 0) + 1
-    await _c(ctx).recovery.sweep(full=ctx["sweeps"] % FULL_SCAN_EVERY == 0)
+    # arq hands every job a fresh copy of ctx: the count lives in a shared counter object
+    await _c(ctx).recovery.sweep(full=next(ctx["sweeps"]) % FULL_SCAN_EVERY == 0)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -106,11 +110,25 @@ def _c(ctx: dict[str, Any]) -> Container:
     return ctx["c"]  # type: ignore[no-any-return]
 
 
+class _Worker(Worker):
+    """arq's poll loop ends the worker process on the first Redis error, so a restarted or
+    failed-over Redis would stop every worker for good. Poll on instead: the database holds
+    the truth and the sweep re-dispatches whatever Redis lost."""
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            log.warning("Redis is unavailable (%s); polling again in %gs", e,
+                        REDIS_RETRY_SECONDS)
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
+
+
 def build_worker(settings: Any, redis_url: str, burst: bool = False,
                  handle_signals: bool = True, migrate: bool = True) -> Worker:
     """An arq Worker for our jobs, built at call time (nothing at import)."""
     step_timeout = 24 * 3600  # steps enforce their own timeouts; leases handle crashes
-    return Worker(
+    return _Worker(
         functions=[func(run_step, timeout=step_timeout, max_tries=1000),  # type: ignore
                    func(fire_timer, timeout=60), func(approval_deadline, timeout=60),  # type: ignore
                    func(child_finished, timeout=60), func(compensate, timeout=3600)],  # type: ignore
@@ -120,7 +138,7 @@ def build_worker(settings: Any, redis_url: str, burst: bool = False,
         queue_name=settings.queue_name,
         on_startup=startup, on_shutdown=shutdown,
         ctx={"trinity_settings": settings, "trinity_redis_url": redis_url,
-             "migrate": migrate},
+             "migrate": migrate, "sweeps": itertools.count(1)},
         poll_delay=settings.poll_delay,
         max_jobs=settings.worker_max_jobs,
         keep_result=0,
@@ -134,4 +152,7 @@ def build_worker(settings: Any, redis_url: str, burst: bool = False,
 
 def run_worker(settings: Any, redis_url: str) -> None:
     """Run a worker until SIGINT/SIGTERM."""
+    # a worker process logs what it does ("worker ready", recovery reports, arq's job lines);
+    # without a handler nothing below WARNING would ever be shown
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     build_worker(settings, redis_url).run()
