@@ -49,6 +49,7 @@ class Container:
     steps: StepRunner
     recovery: Recovery
     approvals: Any = None
+    schedules: Any = None
     embedded: EmbeddedRedis | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _agent_cache: dict[str, tuple[float, AgentConfig | None]] = field(default_factory=dict)
@@ -112,9 +113,14 @@ async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
                           Recovery(runtime, dispatcher,
                                    timedelta(hours=settings.idle_cutoff_hours)))
     from app.approvals import ApprovalService, approval_rows_hook
+    from app.schedules import ScheduleService
 
     runtime.hooks.append(approval_rows_hook)
     container.approvals = ApprovalService(runtime)
+    container.schedules = ScheduleService(
+        runtime, executions, timedelta(seconds=settings.schedule_catch_up_seconds))
+    definitions.on_published.append(container.schedules.register)
+    definitions.on_archived.append(container.schedules.unregister)
     container.steps = StepRunner(
         runtime, agents, container.lookup_agent,
         worker_name or f"{socket.gethostname()}:{os.getpid()}", settings.lease_seconds,

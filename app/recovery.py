@@ -82,8 +82,13 @@ class Recovery:
             if report.dry_run:
                 continue
             function, args = _wakeup_job(w.kind, w.execution_id, w.step_id, w.key)
-            await self.queue.enqueue(function, job_id(w.kind, w.execution_id, w.step_id, w.key),
-                                     args)
+            jid = job_id(w.kind, w.execution_id, w.step_id, w.key)
+            if not await self.queue.enqueue(function, jid, args) and \
+                    await self.queue.job_running(jid):
+                # a worker that died holding this id keeps arq's in-progress mark for a day;
+                # the job is idempotent, so run it under a fresh id
+                await self.queue.enqueue(function, f"{jid}:recovered:{int(now.timestamp())}",
+                                         args)
             async with self.runtime.db.write() as s:
                 await WakeupRepository(s).mark_done(w.execution_id, w.step_id, w.kind)
 

@@ -55,6 +55,9 @@ class DefinitionService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.db = runtime.db
+        # called after a version was published or archived (schedules register here)
+        self.on_published: list[Any] = []
+        self.on_archived: list[Any] = []
 
     async def import_text(self, text: str, publish: bool = False,
                           created_by: str | None = None, name: str | None = None) -> Imported:
@@ -84,9 +87,16 @@ class DefinitionService:
                                     created_at=now, updated_at=now)
                 repo.add(row)
                 created = True
-            if publish and row.status == "draft":
+            published = publish and row.status == "draft"
+            if published:
                 row.status, row.published_at, row.updated_at = "published", now, now
+        if published:
+            await self._announce(self.on_published, row)
         return Imported(row, created, warnings)
+
+    async def _announce(self, listeners: list[Any], row: DefinitionRow) -> None:
+        for listener in listeners:
+            await listener(row)
 
     async def _sub_process_map(self) -> dict[str, list[str]]:
         """For recursion checks: the processes each stored process starts as sub-processes
@@ -130,7 +140,9 @@ class DefinitionService:
                 row.published_at = now
             if status == "archived":
                 row.archived_at = now
-            return row
+        await self._announce(self.on_published if status == "published" else self.on_archived,
+                             row)
+        return row
 
     async def list(self) -> list[DefinitionRow]:
         async with self.db.read() as s:

@@ -29,6 +29,7 @@ class Settings:
     sweep_seconds: int = 2
     idle_cutoff_hours: float = 24.0
     webhook_url: str | None = None
+    schedule_catch_up_seconds: float = 900.0
     queue_name: str = "trinity:queue"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -53,6 +54,8 @@ class Settings:
             sweep_seconds=_number(env, "TRINITY_SWEEP_SECONDS", 2, int),
             idle_cutoff_hours=_number(env, "TRINITY_IDLE_CUTOFF_HOURS", 24.0, float),
             webhook_url=env.get("TRINITY_WEBHOOK_URL") or None,
+            schedule_catch_up_seconds=_number(env, "TRINITY_SCHEDULE_CATCH_UP_SECONDS", 900.0,
+                                              float),
             queue_name=env.get("TRINITY_QUEUE", "trinity:queue"),
         )
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -16,8 +16,10 @@ __all__ = [
     "DelegationRow",
     "EventRow",
     "ExecutionRow",
+    "ScheduleRow",
     "StepRunRow",
     "TeamMemberRow",
+    "TriggerFiringRow",
     "UserRow",
     "WakeupRow",
     "metadata",
@@ -26,8 +28,26 @@ __all__ = [
 metadata = SQLModel.metadata
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always read back timezone-aware (SQLite keeps no
+    offset and would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 def _when(nullable: bool = True, index: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable,
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable,
                                                 index=index))
 
 
@@ -251,4 +271,34 @@ class DelegationRow(SQLModel, table=True):
     from_user: str = Field(max_length=100)
     to_user: str = Field(max_length=100)
     reason: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime | None = _when()
+
+
+class ScheduleRow(SQLModel, table=True):
+    """A schedule trigger of the newest published version of a process."""
+
+    __tablename__ = "schedules"
+
+    process_name: str = Field(primary_key=True, max_length=200)
+    trigger_id: str = Field(primary_key=True, max_length=100)
+    definition_id: str = Field(foreign_key="process_definitions.id", max_length=36)
+    cron: str = Field(max_length=100)
+    timezone: str = Field(default="UTC", max_length=64)
+    input: dict[str, Any] | None = _json()
+    next_fire_at: datetime | None = _when(index=True)
+    checked_until: datetime | None = _when()
+    created_at: datetime | None = _when()
+
+
+class TriggerFiringRow(SQLModel, table=True):
+    """One schedule slot: claimed once (the primary key makes it once with many workers)."""
+
+    __tablename__ = "trigger_firings"
+
+    process_name: str = Field(primary_key=True, max_length=200)
+    trigger_id: str = Field(primary_key=True, max_length=100)
+    slot: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    status: str = Field(max_length=20)  # claimed | started | skipped | failed
+    execution_id: str | None = Field(default=None, max_length=36)
+    message: str | None = Field(default=None, sa_column=Column(Text))
     at: datetime | None = _when()

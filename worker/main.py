@@ -89,6 +89,12 @@ async def sweep(ctx: dict[str, Any]) -> None:
     await _c(ctx).recovery.sweep(full=next(ctx["sweeps"]) % FULL_SCAN_EVERY == 0)
 
 
+async def fire_schedules(ctx: dict[str, Any]) -> None:
+    report = await _c(ctx).schedules.fire_due()
+    if report.started or report.skipped or report.failed:
+        log.info("schedules: %s", vars(report))
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     settings, redis_url = ctx["trinity_settings"], ctx["trinity_redis_url"]
     c = await bootstrap(settings, redis_url, run_migrations=ctx.get("migrate", True))
@@ -133,7 +139,10 @@ def build_worker(settings: Any, redis_url: str, burst: bool = False,
                    func(fire_timer, timeout=60), func(approval_deadline, timeout=60),  # type: ignore
                    func(child_finished, timeout=60), func(compensate, timeout=3600)],  # type: ignore
         cron_jobs=[cron(sweep, second=set(range(0, 60, max(settings.sweep_seconds, 1))),  # type: ignore
-                        run_at_startup=False, timeout=60, unique=True)],
+                        run_at_startup=False, timeout=60, unique=True),
+                   cron(fire_schedules,  # type: ignore
+                        second=set(range(0, 60, max(settings.sweep_seconds, 1))),
+                        run_at_startup=True, timeout=120, unique=True)],
         redis_settings=redis_settings(redis_url),
         queue_name=settings.queue_name,
         on_startup=startup, on_shutdown=shutdown,
