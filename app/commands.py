@@ -424,9 +424,15 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _web(args: argparse.Namespace) -> int:
     from app.db import migrate
-    from pages.placeholder import serve
+    from app.local import known_redis_url
+    from app.web import serve
 
     settings = Settings.from_env()
+    url = known_redis_url(settings)
+    if not url:
+        print("error: a web server needs a shared Redis: set REDIS_URL (or run `trinity up`)",
+              file=sys.stderr)
+        return EXIT_USAGE
     migrate(settings.database_url)
-    serve(args.host or settings.host, args.port or settings.port)
+    serve(settings, url, args.host or settings.host, args.port or settings.port)
     return EXIT_OK

@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.local import child_env, redis_url_file
 from app.redis_launcher import EmbeddedRedis, RedisLaunchError, _die_with_parent, start_redis
@@ -37,13 +38,13 @@ def up(host: str | None = None, port: int | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     worker = _start_worker(redis)
-    _remember(settings, redis, worker)
+    stop = _remember(settings, redis, worker)
     asyncio.run(_prepare(settings, redis.url))
     print(f"Trinity Processes: data in {settings.home}, Redis at {redis.url}, worker pid "
           f"{worker.pid}", flush=True)
-    from pages.placeholder import serve
+    from app.web import serve
 
-    serve(host or settings.host, port or settings.port)
+    serve(settings, redis.url, host or settings.host, port or settings.port, on_stop=stop)
     return 0
 
 
@@ -53,7 +54,8 @@ def _start_worker(redis: EmbeddedRedis) -> subprocess.Popen[bytes]:
 
 
 def _remember(settings: Settings, redis: EmbeddedRedis,
-              worker: subprocess.Popen[bytes]) -> None:
+              worker: subprocess.Popen[bytes]) -> Any:
+    """Write where the private Redis is; returns the stop routine (also run at exit)."""
     url_file = redis_url_file(settings)
     url_file.parent.mkdir(parents=True, exist_ok=True)
     url_file.write_text(redis.url)
@@ -69,6 +71,7 @@ def _remember(settings: Settings, redis: EmbeddedRedis,
         url_file.unlink(missing_ok=True)
 
     atexit.register(stop)
+    return stop
 
 
 async def _prepare(settings: Settings, redis_url: str) -> None:

@@ -9,8 +9,8 @@ from app.definitions import validate_files
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def serve(host: str, port: int) -> None:
-    """Serve the placeholder home page (blocks until Ctrl-C)."""
+def register_pages() -> None:
+    """The placeholder home page."""
     from nicegui import ui
 
     @ui.page("/")
@@ -27,5 +27,3 @@ def serve(host: str, port: int) -> None:
         rows = [{"file": r.path.name, "valid": "yes" if not r.errors else "no",
                  "steps": len(r.definition.steps) if r.definition else "-"} for r in results]
         ui.table(columns=columns, rows=rows, row_key="file")
-
-    ui.run(host=host, port=port, reload=False, show=False, title="Trinity Processes")
