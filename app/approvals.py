@@ -178,14 +178,19 @@ class ApprovalService:
                                 reason=reason.strip(), at=self.runtime.clock()))
             return row
 
-    async def escalate(self, approval_id: str, now: datetime) -> ApprovalRow:
-        """The deadline passed and on_timeout is escalate: the escalation targets may now
-        decide, with a fresh deadline of the same length."""
+    async def escalate(self, approval_id: str, now: datetime) -> tuple[ApprovalRow, str]:
+        """The deadline passed and on_timeout is escalate. Decided under the row lock, so a
+        deadline delivered twice escalates once: returns (row, "escalated" | "expired" — the
+        escalated deadline passed too | "not due")."""
         async with self.db.write() as s:
             row = await _find(s, approval_id, lock=True)
+            if row.deadline is not None and row.deadline > now:
+                return row, "not due"
+            if row.escalated:
+                return row, "expired"
             length = timedelta(seconds=(row.options or {}).get("timeout_seconds") or 86400)
             row.escalated, row.deadline = True, now + length
-            return row
+            return row, "escalated"
 
     async def mark_reminded(self, approval_id: str, now: datetime) -> None:
         async with self.db.write() as s:

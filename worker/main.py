@@ -13,6 +13,7 @@ from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.approval_jobs import deadline_action, send_reminders, timeout_actions
 from app.bootstrap import Container, bootstrap, seed_demo_agents
 from app.queue import redis_settings
 from app.repositories import WakeupRepository
@@ -56,13 +57,17 @@ async def fire_timer(ctx: dict[str, Any], execution_id: str, step_id: str, visit
 async def approval_deadline(ctx: dict[str, Any], execution_id: str, step_id: str,
                             visit: int) -> None:
     c = _c(ctx)
+    action = await deadline_action(c, execution_id, step_id)
+    if action == "not due":
+        return
 
     def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
         if x.steps[step_id].visits != visit:
             return []
-        return x.approval_timed_out(d, step_id, now)
+        return x.approval_timed_out(d, step_id, now, action=action)
 
-    await c.runtime.transition(execution_id, decide)
+    outcome = await c.runtime.transition(execution_id, decide)
+    await timeout_actions(c, execution_id, outcome.commands)
 
 
 async def child_finished(ctx: dict[str, Any], parent_id: str, parent_step_id: str,
@@ -86,7 +91,9 @@ async def compensate(ctx: dict[str, Any], execution_id: str) -> None:
 
 async def sweep(ctx: dict[str, Any]) -> None:
     # arq hands every job a fresh copy of ctx: the count lives in a shared counter object
-    await _c(ctx).recovery.sweep(full=next(ctx["sweeps"]) % FULL_SCAN_EVERY == 0)
+    c = _c(ctx)
+    await c.recovery.sweep(full=next(ctx["sweeps"]) % FULL_SCAN_EVERY == 0)
+    await send_reminders(c, c.runtime.clock())
 
 
 async def fire_schedules(ctx: dict[str, Any]) -> None:

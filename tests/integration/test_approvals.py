@@ -263,3 +263,54 @@ def test_approvals_are_listed_and_decided_from_the_cli(settings: Any, redis_url:
         client.close()
         worker.terminate()
         worker.wait(15)
+
+
+async def test_an_unanswered_request_escalates_once_then_times_out(
+        container: Any, in_process_worker: Any) -> None:
+    text = _process("    assignees: [alice]\n    timeout: 1s\n    on_timeout: escalate\n"
+                    "    escalate_to: [boss]")
+    x, request = await _pending(container, text)
+
+    async def escalated() -> Any:
+        row, _ = await container.approvals.get(request.id)
+        return row if row.escalated else None
+    row = await wait_for(escalated, 30, what="the escalation")
+    assert row.status == "pending" and row.deadline > request.deadline
+    final = await wait_terminal(container, x.id, 30)  # nobody decides the escalation either
+    assert final.steps["review"].error["code"] == "APPROVAL_TIMEOUT"
+    events, _ = await container.executions.history(x.id)
+    actions = [e.data["action"] for e in events if e.name == "approval_timed_out"]
+    assert actions == ["escalate", "reject"]
+
+
+async def test_an_escalated_request_can_be_decided_by_the_escalation_target(
+        container: Any, in_process_worker: Any) -> None:
+    text = _process("    assignees: [alice]\n    timeout: 1s\n    on_timeout: escalate\n"
+                    "    escalate_to: [boss]")
+    x, request = await _pending(container, text)
+    with pytest.raises(ServiceError, match="boss may not decide"):
+        await container.approvals.decide(request.id, "approved", "boss")
+
+    async def escalated() -> Any:
+        row, _ = await container.approvals.get(request.id)
+        return row if row.escalated else None
+    await wait_for(escalated, 30, what="the escalation")
+    await container.approvals.decide(request.id, "approved", "boss")
+    final = await wait_terminal(container, x.id)
+    assert final.status.value == "completed"
+
+
+async def test_reminders_come_round_while_a_request_waits(
+        container: Any, in_process_worker: Any) -> None:
+    _x, request = await _pending(container, _process("    assignees: [alice]\n"
+                                                     "    reminder_every: 1s"))
+
+    async def reminded() -> Any:
+        row, _ = await container.approvals.get(request.id)
+        return row.last_reminder_at
+    first = await wait_for(reminded, 30, what="a reminder")
+
+    async def reminded_again() -> Any:
+        row, _ = await container.approvals.get(request.id)
+        return row.last_reminder_at if row.last_reminder_at > first else None
+    assert await wait_for(reminded_again, 30, what="a second reminder") > first
