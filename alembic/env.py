@@ -21,17 +21,27 @@ if config.config_file_name and config.attributes.get("configure_logger", True):
 target_metadata = metadata
 
 
+def render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+    """Our UTCDateTime decorator is a DateTime(timezone=True) column in the database."""
+    from app.tables import UTCDateTime
+
+    if kind == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_migrations_offline() -> None:
     context.configure(url=config.get_main_option("sqlalchemy.url"),
                       target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True, dialect_opts={"paramstyle": "named"})
+                      render_as_batch=True, dialect_opts={"paramstyle": "named"},
+                      render_item=render_item)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True, compare_type=True)
+                      render_as_batch=True, compare_type=True, render_item=render_item)
     with context.begin_transaction():
         context.run_migrations()
 

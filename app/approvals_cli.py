@@ -137,3 +137,62 @@ def _users_add(out: Any) -> Any:
             lambda: print(f"user {args.username} saved"))
         return 0
     return run
+
+
+def add_subscription_commands(sub: Any, cmd: Any, json_flag: Any, out: Any) -> None:
+    from app.subscriptions import DELIVERABLE
+
+    p = sub.add_parser("subscriptions", help="outbound webhooks for execution events")
+    ssub = p.add_subparsers(title="subscriptions commands", metavar="ACTION", required=True)
+    q = ssub.add_parser("add", help="POST events to a URL, signed with HMAC-SHA256")
+    q.add_argument("url")
+    q.add_argument("--process", help="only this process (default: all)")
+    q.add_argument("--events", default=",".join(DELIVERABLE),
+                   help=f"comma-separated, from {', '.join(DELIVERABLE)}")
+    json_flag(q)
+    q.set_defaults(func=cmd(_subscription_add(out)))
+    q = ssub.add_parser("list", help="subscriptions")
+    json_flag(q)
+    q.set_defaults(func=cmd(_subscription_list(out)))
+    q = ssub.add_parser("remove", help="stop a subscription")
+    q.add_argument("id")
+    json_flag(q)
+    q.set_defaults(func=cmd(_subscription_remove(out)))
+
+
+def _subscription_add(out: Any) -> Any:
+    async def run(s: LocalSession, args: argparse.Namespace) -> int:
+        events = [e.strip() for e in args.events.split(",") if e.strip()]
+        row = await s.container.subscriptions.add(args.url, args.process, events)
+        data = {"id": row.id, "url": row.url, "process": row.process_name,
+                "events": row.events, "secret": row.secret}
+        out(args, data, lambda: print(
+            f"subscription {row.id} created. Signing secret (shown once): {row.secret}\n"
+            "Check X-Trinity-Signature: sha256=HMAC-SHA256(secret, raw body)"))
+        return 0
+    return run
+
+
+def _subscription_list(out: Any) -> Any:
+    async def run(s: LocalSession, args: argparse.Namespace) -> int:
+        rows = await s.container.subscriptions.list()
+        data = [{"id": r.id, "url": r.url, "process": r.process_name, "events": r.events,
+                 "enabled": r.enabled} for r in rows]
+
+        def human() -> None:
+            if not data:
+                print("no subscriptions")
+            for d in data:
+                print(f"{d['id']}  {d['process'] or '*'}  {d['url']}  "
+                      f"{','.join(d['events'] or [])}")
+        out(args, data, human)
+        return 0
+    return run
+
+
+def _subscription_remove(out: Any) -> Any:
+    async def run(s: LocalSession, args: argparse.Namespace) -> int:
+        await s.container.subscriptions.remove(args.id)
+        out(args, {"id": args.id, "removed": True}, lambda: print(f"{args.id} removed"))
+        return 0
+    return run

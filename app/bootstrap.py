@@ -50,6 +50,7 @@ class Container:
     recovery: Recovery
     approvals: Any = None
     schedules: Any = None
+    subscriptions: Any = None
     embedded: EmbeddedRedis | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _agent_cache: dict[str, tuple[float, AgentConfig | None]] = field(default_factory=dict)
@@ -87,6 +88,8 @@ class Container:
         for task in self._tasks:
             task.cancel()
         await self.notifier.aclose()
+        if self.subscriptions is not None:
+            await self.subscriptions.aclose()
         if hasattr(self.agents, "aclose"):
             await self.agents.aclose()
         await self.redis.aclose()
@@ -119,6 +122,10 @@ async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
     container.approvals = ApprovalService(runtime)
     container.schedules = ScheduleService(
         runtime, executions, timedelta(seconds=settings.schedule_catch_up_seconds))
+    from app.subscriptions import SubscriptionService
+
+    container.subscriptions = SubscriptionService(db, dispatcher)
+    runtime.observers.append(container.subscriptions.fan_out)
     definitions.on_published.append(container.schedules.register)
     definitions.on_archived.append(container.schedules.unregister)
     container.steps = StepRunner(

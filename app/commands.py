@@ -107,9 +107,10 @@ def add_runtime_commands(sub: Any) -> None:
     _json_flag(p)
     p.set_defaults(func=_cmd(_recover))
 
-    from app.approvals_cli import add_approval_commands
+    from app.approvals_cli import add_approval_commands, add_subscription_commands
 
     add_approval_commands(sub, _cmd, _json_flag, _out)
+    add_subscription_commands(sub, _cmd, _json_flag, _out)
 
     p = sub.add_parser("worker", help="run a worker (scale-out: any number of them)")
     p.set_defaults(func=_worker)

@@ -95,6 +95,8 @@ class Runtime:
         self._states: dict[str, tuple[int, int, ProcessExecution]] = {}
         # rows other modules keep in step with executions, written in the same transaction
         self.hooks: list[Hook] = []
+        # called after commit with (execution, events): outbound webhooks and the like
+        self.observers: list[Callable[[ProcessExecution, Sequence[Event]], Awaitable[None]]] = []
 
     async def transition(self, execution_id: str, decide: Decide,
                          dispatch: bool = True, prepare: Prepare | None = None) -> Outcome:
@@ -182,6 +184,8 @@ class Runtime:
             await self.dispatcher.dispatch(outcome.execution, outcome.commands)
         if outcome.events:
             await self.dispatcher.publish(outcome.execution.id, outcome.events)
+            for observer in self.observers:
+                await observer(outcome.execution, outcome.events)
             x = outcome.execution
             if x.parent_id and x.status.is_terminal and any(
                     e.name.startswith("execution_") for e in outcome.events):

@@ -18,6 +18,7 @@ __all__ = [
     "ExecutionRow",
     "ScheduleRow",
     "StepRunRow",
+    "SubscriptionRow",
     "TeamMemberRow",
     "TriggerFiringRow",
     "UserRow",
@@ -302,3 +303,17 @@ class TriggerFiringRow(SQLModel, table=True):
     execution_id: str | None = Field(default=None, max_length=36)
     message: str | None = Field(default=None, sa_column=Column(Text))
     at: datetime | None = _when()
+
+
+class SubscriptionRow(SQLModel, table=True):
+    """An outbound webhook: execution events POSTed to a URL, signed with HMAC-SHA256."""
+
+    __tablename__ = "event_subscriptions"
+
+    id: str = Field(primary_key=True, max_length=36)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    process_name: str | None = Field(default=None, index=True, max_length=200)  # None: all
+    events: list[Any] | None = _json()
+    secret: str = Field(max_length=200)  # the signing key; never shown after creation
+    enabled: bool = True
+    created_at: datetime | None = _when()

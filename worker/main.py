@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from arq import cron
+from arq import Retry, cron
 from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -26,6 +26,7 @@ __all__ = ["build_worker", "run_worker"]
 log = logging.getLogger("trinity.worker")
 FULL_SCAN_EVERY = 30  # sweeps
 REDIS_RETRY_SECONDS = 0.5
+DELIVERY_TRIES = 6
 
 
 async def run_step(ctx: dict[str, Any], execution_id: str, step_id: str, attempt: int) -> None:
@@ -102,6 +103,19 @@ async def fire_schedules(ctx: dict[str, Any]) -> None:
         log.info("schedules: %s", vars(report))
 
 
+async def deliver_event(ctx: dict[str, Any], subscription_id: str,
+                        payload: dict[str, Any]) -> None:
+    attempt = ctx.get("job_try", 1)
+    try:
+        await _c(ctx).subscriptions.deliver(subscription_id, payload, attempt)
+    except Exception as e:  # any failure: try again later, up to DELIVERY_TRIES times
+        if attempt >= DELIVERY_TRIES:
+            log.warning("event %s to subscription %s given up after %d tries: %s",
+                        payload.get("event"), subscription_id, attempt, e)
+            return
+        raise Retry(defer=min(2 ** attempt, 300)) from e
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     settings, redis_url = ctx["trinity_settings"], ctx["trinity_redis_url"]
     c = await bootstrap(settings, redis_url, run_migrations=ctx.get("migrate", True))
@@ -144,7 +158,8 @@ def build_worker(settings: Any, redis_url: str, burst: bool = False,
     return _Worker(
         functions=[func(run_step, timeout=step_timeout, max_tries=1000),  # type: ignore
                    func(fire_timer, timeout=60), func(approval_deadline, timeout=60),  # type: ignore
-                   func(child_finished, timeout=60), func(compensate, timeout=3600)],  # type: ignore
+                   func(child_finished, timeout=60), func(compensate, timeout=3600),  # type: ignore
+                   func(deliver_event, timeout=60, max_tries=DELIVERY_TRIES + 1)],  # type: ignore
         cron_jobs=[cron(sweep, second=set(range(0, 60, max(settings.sweep_seconds, 1))),  # type: ignore
                         run_at_startup=False, timeout=60, unique=True),
                    cron(fire_schedules,  # type: ignore

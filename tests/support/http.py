@@ -20,6 +20,7 @@ class Receiver:
     def __init__(self, responder: Responder = _ok) -> None:
         self.received: list[Any] = []
         self.requests: list[tuple[str, Any, dict[str, str]]] = []
+        self.raw: list[bytes] = []
         self.responder = responder
         self._lock = threading.Lock()
         receiver = self
@@ -35,6 +36,7 @@ class Receiver:
                 headers = {k: v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.received.append(body)
+                    receiver.raw.append(raw)
                     receiver.requests.append((self.path, body, headers))
                 status, answer = receiver.responder(self.path, body, headers)
                 data = json.dumps(answer).encode()
