@@ -16,7 +16,7 @@ from arq.connections import ArqRedis
 
 from app.agents.base import AgentConfig
 from app.db import Database, migrate
-from app.notify import Notifier, NotifyError, SmtpSettings
+from app.notify import Notifier, NotifyError, SmtpSettings, render
 from app.queue import CANCEL_CHANNEL, ArqDispatcher, connect
 from app.recovery import Recovery
 from app.redis_launcher import EmbeddedRedis
@@ -25,8 +25,8 @@ from app.runtime import Runtime, utcnow
 from app.services import DefinitionService, ExecutionService
 from app.steps import StepFailure, StepRunner, Work
 from app.tables import AgentRow
-from engine.context import RenderedStep
-from engine.definition import ProcessDefinition, Step, StepType, SubProcess
+from engine.context import RenderedStep, build_context
+from engine.definition import Notification, ProcessDefinition, Step, StepType, SubProcess
 from engine.execution import ProcessExecution
 
 __all__ = ["Container", "bootstrap", "seed_demo_agents"]
@@ -160,15 +160,19 @@ def _notification(notifier: Notifier) -> Any:
     async def perform(x: ProcessExecution, d: ProcessDefinition, step: Step,
                       rendered: RenderedStep, attempt: int) -> Work:
         spec = step.spec
+        assert isinstance(spec, Notification)
         sent = []
-        for channel in getattr(spec, "channels", ()):
-            try:
+        try:
+            ctx = build_context(x, d)
+            message, url = render(spec.message, ctx), render(spec.webhook_url, ctx) or None
+            subject = render(spec.subject, ctx) or None
+            recipients = [render(r, ctx) for r in spec.recipients]
+            for channel in spec.channels:
                 sent.append(await notifier.send(
-                    channel, rendered.message, rendered.url, rendered.recipients,
-                    rendered.subject, {"execution_id": x.id, "step_id": step.id,
-                                       "process": d.name}))
-            except NotifyError as e:
-                raise StepFailure(e.code, e.message, e.retryable) from None
+                    channel, message, url, recipients, subject,
+                    {"execution_id": x.id, "step_id": step.id, "process": d.name}))
+        except NotifyError as e:
+            raise StepFailure(e.code, e.message, e.retryable) from None
         return Work({"sent": sent, "response": f"sent via {', '.join(s['channel'] for s in sent)}"})
     return perform
 

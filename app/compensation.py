@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.agents.base import AgentError, AgentRequest
-from app.notify import NotifyError
+from app.notify import NotifyError, render
 from engine.context import build_context
 from engine.definition import ProcessDefinition
 from engine.execution import Command, ProcessExecution
@@ -37,7 +37,7 @@ async def _run_one(c: Any, x: ProcessExecution, d: ProcessDefinition,
     if comp is None:
         return True, "nothing to do"
     ctx = build_context(x, d)
-    message = render_template(comp.message, ctx).text
+    message = render(comp.message, ctx)
     try:
         if comp.type == "agent_task":
             agent = await c.lookup_agent(render_template(comp.agent or "", ctx).text)
@@ -48,10 +48,12 @@ async def _run_one(c: Any, x: ProcessExecution, d: ProcessDefinition,
                 idempotency_key=f"{x.id}:{step_id}:compensation",
                 timeout=comp.timeout.total_seconds()))
             return True, str(reply.output)[:500]
-        url = render_template(comp.webhook_url, ctx).text if comp.webhook_url else None
+        url = render(comp.webhook_url, ctx) or None
         for channel in comp.channels:
-            await c.notifier.send(channel, message, url, comp.recipients,
-                                  comp.subject, {"execution_id": x.id, "step_id": step_id})
+            await c.notifier.send(channel, message, url, [render(r, ctx) for r in
+                                                          comp.recipients],
+                                  render(comp.subject, ctx) or None,
+                                  {"execution_id": x.id, "step_id": step_id})
         return True, "sent"
     except (AgentError, NotifyError) as e:
         log.warning("compensation of %s/%s failed: %s", x.id, step_id, e.message)

@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Notifier", "NotifyError", "SmtpSettings", "substitute_env"]
+__all__ = ["Notifier", "NotifyError", "SmtpSettings", "render", "substitute_env"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TLS_MODES = ("none", "starttls", "ssl")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 
 class NotifyError(Exception):
@@ -60,6 +62,17 @@ def substitute_env(text: str, env: Mapping[str, str] | None = None) -> str:
     return _ENV.sub(value, text)
 
 
+def render(template: str | None, context: Mapping[str, Any]) -> str:
+    """A notification field: ${VAR} is read from the environment in the text the process
+    author wrote, before any value is filled in, so input that looks like ${SECRET} is
+    sent as written and can never read the worker's environment."""
+    from engine.expressions import render_template
+
+    if not template:
+        return ""
+    return render_template(substitute_env(template), context).text
+
+
 @dataclass
 class Notifier:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -70,14 +83,14 @@ class Notifier:
     async def send(self, channel: str, message: str, url: str | None = None,
                    recipients: Sequence[str] = (), subject: str | None = None,
                    context: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Deliver one message; returns what was delivered (the step output)."""
-        message = substitute_env(message)
+        """Deliver one message as given (see `render` for ${VAR} and templates); returns
+        what was delivered (the step output)."""
         if channel == "email":
-            to = [substitute_env(r) for r in recipients]
+            to = list(recipients)
             await asyncio.to_thread(self._send_email, to, subject or "Trinity notification",
                                     message)
             return {"channel": "email", "recipients": to, "status": "sent"}
-        target = self._url(channel, url)
+        target = _checked_url(channel, self._url(channel, url))
         payload: dict[str, Any] = {"text": message}
         if channel == "webhook":
             payload = {"message": message, "subject": subject, **dict(context or {})}
@@ -86,7 +99,7 @@ class Notifier:
 
     def _url(self, channel: str, url: str | None) -> str:
         if url:
-            return substitute_env(url)
+            return url
         fallback = os.environ.get("SLACK_WEBHOOK_URL") if channel == "slack" else None
         fallback = fallback or self.default_webhook
         if not fallback:
@@ -102,30 +115,38 @@ class Notifier:
             response = await self._client.post(url, json=payload)
         except httpx.TimeoutException:
             raise NotifyError("TIMEOUT", f"no answer from {_host(url)}", True) from None
-        except httpx.HTTPError as e:
-            raise NotifyError("NOTIFICATION_FAILED", f"cannot reach {_host(url)}: {e}",
-                              True) from None
+        except httpx.HTTPError as e:  # in case its text ever quotes the URL
+            raise NotifyError("NOTIFICATION_FAILED", f"cannot reach {_host(url)}: "
+                              f"{_without(str(e) or type(e).__name__, url)}", True) from None
         if response.status_code >= 400:
             retryable = response.status_code >= 500 or response.status_code == 429
             raise NotifyError("NOTIFICATION_FAILED", f"{_host(url)} answered "
                               f"{response.status_code}: {response.text[:200]}", retryable)
 
     def _send_email(self, to: Sequence[str], subject: str, body: str) -> None:
-        if not self.smtp.host:
+        s = self.smtp
+        if not s.host:
             raise NotifyError("INVALID_CONFIG", "email needs TRINITY_SMTP_HOST", False)
+        if s.tls not in _TLS_MODES:  # a typo must not silently send in plain text
+            raise NotifyError("INVALID_CONFIG", f"TRINITY_SMTP_TLS is '{s.tls}'; use one of "
+                              + ", ".join(_TLS_MODES), False)
         if not to:
             raise NotifyError("INVALID_CONFIG", "email needs recipients", False)
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = self.smtp.sender, ", ".join(to), subject
-        msg.set_content(body)
+        msg = _email(s.sender, to, subject, body)
+        where = f"the SMTP server {s.host}:{s.port}"
         try:
             with self._smtp() as server:
-                if self.smtp.username:
-                    server.login(self.smtp.username, self.smtp.password or "")
+                if s.username:
+                    server.login(s.username, s.password or "")
                 server.send_message(msg)
+        except smtplib.SMTPAuthenticationError as e:
+            raise NotifyError("NOTIFICATION_FAILED", f"email not sent: {where} rejected the "
+                              f"login of '{s.username}' ({_reply(e)}); check "
+                              "TRINITY_SMTP_USER and TRINITY_SMTP_PASSWORD",
+                              e.smtp_code < 500) from None
         except (OSError, smtplib.SMTPException) as e:
-            retryable = not isinstance(e, smtplib.SMTPRecipientsRefused)
-            raise NotifyError("NOTIFICATION_FAILED", f"email not sent: {e}", retryable) from None
+            raise NotifyError("NOTIFICATION_FAILED", f"email not sent via {where}: {_reply(e)}",
+                              _smtp_retryable(e)) from None
 
     def _smtp(self) -> smtplib.SMTP:
         s = self.smtp
@@ -134,7 +155,16 @@ class Notifier:
                                     context=ssl.create_default_context())
         server = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
         if s.tls == "starttls":
-            server.starttls(context=ssl.create_default_context())
+            try:
+                server.starttls(context=ssl.create_default_context())
+            except smtplib.SMTPNotSupportedError:
+                server.close()
+                raise smtplib.SMTPNotSupportedError(
+                    "TRINITY_SMTP_TLS is starttls but the server does not offer STARTTLS"
+                ) from None
+            except BaseException:
+                server.close()
+                raise
         return server
 
     async def aclose(self) -> None:
@@ -143,4 +173,59 @@ class Notifier:
 
 
 def _host(url: str) -> str:
-    return httpx.URL(url).host or url  # never log the full URL: webhook URLs hold secrets
+    """The host alone: never log the full URL, webhook URLs hold secrets."""
+    try:
+        return httpx.URL(url).host or "an invalid URL"
+    except httpx.InvalidURL:
+        return "an invalid URL"
+
+
+def _without(text: str, url: str) -> str:
+    return text.replace(url, _host(url))
+
+
+def _checked_url(channel: str, url: str) -> str:
+    """A URL that cannot work is a configuration error, not something to retry."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise NotifyError("INVALID_CONFIG", f"the {channel} URL is not an http(s) URL with a "
+                          f"host (host: {_host(url)})", False)
+    return url
+
+
+def _email(sender: str, to: Sequence[str], subject: str, body: str) -> EmailMessage:
+    msg = EmailMessage()
+    # a rendered subject may carry line breaks from input; a header cannot
+    msg["Subject"] = _LINE_BREAKS.sub(" ", subject).strip()
+    try:
+        msg["From"], msg["To"] = sender, ", ".join(to)
+    except ValueError as e:  # e.g. a line break in a rendered recipient
+        raise NotifyError("INVALID_CONFIG", f"invalid sender or recipients: {e}",
+                          False) from None
+    msg.set_content(body)
+    return msg
+
+
+def _reply(e: Exception) -> str:
+    """An SMTP answer as `535 5.7.8 text`, not a tuple of bytes."""
+    if isinstance(e, smtplib.SMTPResponseException):
+        error = e.smtp_error
+        text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+        return f"{e.smtp_code} {text}"
+    if isinstance(e, smtplib.SMTPRecipientsRefused):
+        return "recipients refused: " + ", ".join(
+            f"{r} ({code} {msg.decode(errors='replace')})"
+            for r, (code, msg) in e.recipients.items())
+    return str(e) or type(e).__name__
+
+
+def _smtp_retryable(e: Exception) -> bool:
+    """SMTP says it itself: 4xx is temporary, 5xx is permanent."""
+    if isinstance(e, smtplib.SMTPRecipientsRefused):
+        return all(code < 500 for code, _msg in e.recipients.values())
+    if isinstance(e, smtplib.SMTPResponseException):
+        return e.smtp_code < 500
+    return not isinstance(e, smtplib.SMTPNotSupportedError)
