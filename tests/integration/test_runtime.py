@@ -309,3 +309,57 @@ steps:
         first.error_message
     assert "Your previous reply was not accepted" in server.received[1]["message"]
     assert final.steps["rate"].output == {"score": 7}
+
+
+async def test_a_failed_execution_runs_its_compensations_newest_first(
+        container: Any, in_process_worker: Any) -> None:
+    from app.agents_admin import upsert_agent
+    from tests.integration.conftest import wait_for
+    from tests.support.http import Receiver
+
+    hook_server = Receiver(lambda path, body, headers: (200, {"output": "done"}))
+
+    await upsert_agent(container.db, "inventory", "http", {"url": hook_server.url + "/inv"})
+    text = f"""
+name: order
+steps:
+  - id: reserve
+    type: agent_task
+    agent: inventory
+    message: "Reserve {{{{input.sku}}}}"
+    compensation:
+      type: agent_task
+      agent: inventory
+      message: "ROLLBACK reserve {{{{input.sku}}}}"
+  - id: charge
+    type: notification
+    depends_on: reserve
+    channel: webhook
+    webhook_url: "{hook_server.url}/charge"
+    message: "charge {{{{input.sku}}}}"
+    compensation:
+      type: notification
+      channel: webhook
+      webhook_url: "{hook_server.url}/refund"
+      message: "refund {{{{input.sku}}}}"
+  - id: ship
+    type: agent_task
+    agent: nobody-ships
+    depends_on: charge
+    message: ship
+    retry: {{max_attempts: 1}}
+"""
+    x = await _start(container, text, {"sku": "A-1"})
+    final = await wait_terminal(container, x.id)
+    assert final.status.value == "failed" and final.error["step_id"] == "ship"
+
+    async def compensated() -> Any:
+        _row, cur = await container.executions.get(x.id)
+        return cur if all(c["status"] == "completed" for c in cur.compensations) else None
+    done = await wait_for(compensated, 30, what="the compensations")
+    assert [c["step_id"] for c in done.compensations] == ["charge", "reserve"]
+    paths = [p for p, _, _ in hook_server.requests]
+    assert paths == ["/inv", "/charge", "/refund", "/inv"]
+    assert hook_server.received[-1]["message"] == "ROLLBACK reserve A-1"
+    assert hook_server.received[2]["message"] == "refund A-1"
+    hook_server.close()
