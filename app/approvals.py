@@ -46,8 +46,11 @@ async def approval_rows_hook(s: AsyncSession, x: ProcessExecution,
     for c in commands:
         if isinstance(c, RequestApproval):
             await _open(s, x, definition, c, now)
-    for step_id in {getattr(e, "step_id", "") for e in events} - {""}:
-        if step_id in x.steps and x.steps[step_id].status is not StepStatus.WAITING_APPROVAL:
+    touched = {getattr(e, "step_id", "") for e in events} - {""}
+    for step_id in touched:
+        step = definition.by_id.get(step_id)
+        if step is not None and isinstance(step.spec, Approval) and \
+                x.steps[step_id].status is not StepStatus.WAITING_APPROVAL:
             await _close(s, x, step_id, events, now)
     if x.status.is_terminal:
         await s.execute(update(ApprovalRow).where(

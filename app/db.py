@@ -6,6 +6,7 @@ otherwise read-modify-write loses updates silently) and `read()` for pages and q
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,11 +41,18 @@ class Database:
             self.read_engine = self.engine
         self._write = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        # SQLite has one writer; coroutines of this process queue here instead of sleeping
+        # in SQLite's busy handler (other processes still wait on busy_timeout)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed on success, rolled back on any error."""
-        async with self._write() as session, session.begin():
+        if self._write_lock is None:
+            async with self._write() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._write() as session, session.begin():
             yield session
 
     @asynccontextmanager
