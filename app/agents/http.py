@@ -25,8 +25,8 @@ __all__ = ["HttpClient", "call_timeout", "error_text", "parse_money", "post_json
 _CONNECT_SECONDS = 10.0
 
 
-class HttpClient:
-    """The `http` kind; one connection pool per instance."""
+class PooledClient:
+    """An agent kind that talks HTTP: one connection pool per instance, made on first use."""
 
     def __init__(self, client: httpx.AsyncClient | None = None) -> None:
         self._client = client
@@ -36,6 +36,15 @@ class HttpClient:
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False)
         return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+class HttpClient(PooledClient):
+    """The `http` kind."""
 
     async def call(self, agent: AgentConfig, request: AgentRequest) -> AgentReply:
         url = agent.config.get("url")
@@ -60,10 +69,6 @@ class HttpClient:
                                call_timeout(agent, request))
         return _reply(agent.name, data)
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
 
 async def post_json(client: httpx.AsyncClient, agent: str, url: str, body: Any,

@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from app.agents.base import AgentConfig, AgentError, AgentReply, AgentRequest
-from app.agents.http import call_timeout, parse_money, post_json
+from app.agents.http import PooledClient, call_timeout, parse_money, post_json
 from engine.expressions import parse_agent_reply
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIClient"]
@@ -26,17 +24,8 @@ __all__ = ["DEFAULT_BASE_URL", "OpenAIClient"]
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class OpenAIClient:
-    """The `openai` kind; one connection pool per instance."""
-
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
+class OpenAIClient(PooledClient):
+    """The `openai` kind."""
 
     async def call(self, agent: AgentConfig, request: AgentRequest) -> AgentReply:
         config = agent.config
@@ -49,10 +38,6 @@ class OpenAIClient:
                                _headers(agent), call_timeout(agent, request))
         return _reply(agent.name, data, *prices)
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
 
 def _body(agent: AgentConfig, request: AgentRequest) -> dict[str, Any]:
