@@ -96,8 +96,12 @@ async def open_local(settings: Settings | None = None) -> AsyncIterator[LocalSes
         await session.close()
 
 
-def child_env(redis_url: str) -> dict[str, str]:
+def child_env(redis_url: str, base_url: str | None = None) -> dict[str, str]:
+    """The environment of a process `trinity up` starts: the shared Redis, and the web
+    address (so notifications can reach this installation's own endpoints)."""
     env = dict(os.environ)
     env["REDIS_URL"] = redis_url
+    if base_url:
+        env.setdefault("TRINITY_BASE_URL", base_url)
     env.pop("PYTEST_CURRENT_TEST", None)
     return env

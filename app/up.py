@@ -37,7 +37,7 @@ def up(host: str | None = None, port: int | None = None) -> int:
     except RedisLaunchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    worker = _start_worker(redis)
+    worker = _start_worker(redis, f"http://127.0.0.1:{port or settings.port}")
     stop = _remember(settings, redis, worker)
     asyncio.run(_prepare(settings, redis.url))
     print(f"Trinity Processes: data in {settings.home}, Redis at {redis.url}, worker pid "
@@ -48,9 +48,9 @@ def up(host: str | None = None, port: int | None = None) -> int:
     return 0
 
 
-def _start_worker(redis: EmbeddedRedis) -> subprocess.Popen[bytes]:
+def _start_worker(redis: EmbeddedRedis, base_url: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"],
-                            env=child_env(redis.url), preexec_fn=_die_with_parent)
+                            env=child_env(redis.url, base_url), preexec_fn=_die_with_parent)
 
 
 def _remember(settings: Settings, redis: EmbeddedRedis,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from app.tables import AgentRow, DefinitionRow, ExecutionRow
@@ -32,7 +33,8 @@ def execution_view(row: ExecutionRow, x: ProcessExecution,
     attempts, input, output, error and cost."""
     duration = None
     if x.started_at and x.finished_at:
-        duration = format_duration(x.finished_at - x.started_at)
+        elapsed = x.finished_at - x.started_at
+        duration = format_duration(elapsed - timedelta(microseconds=elapsed.microseconds % 1000))
     steps = []
     for sid, st in x.steps.items():
         step_def = definition.by_id.get(sid) if definition else None

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.api import build_router
-from tests.integration.conftest import ROOT, wait_terminal
+from tests.integration.conftest import wait_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -98,60 +93,14 @@ async def test_readiness_reports_a_missing_worker(client: Any) -> None:
 
 
 def test_trinity_up_serves_webhooks_and_health_on_a_fresh_machine(tmp_path: Path) -> None:
-    import socket
+    from tests.support.up import trinity_up
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, TRINITY_HOME=str(tmp_path / "home"), TRINITY_PORT=str(port),
-               INTAKE_SECRET="s3cret")
-    for key in ("REDIS_URL", "DATABASE_URL", "PYTEST_CURRENT_TEST"):
-        env.pop(key, None)
     (tmp_path / "intake.yaml").write_text(HOOKED)
-    subprocess.run([sys.executable, "-m", "app.cli", "processes", "import",
-                    str(tmp_path / "intake.yaml"), "--publish"], env=env, cwd=ROOT, check=True,
-                   capture_output=True, timeout=120)
-    log = (tmp_path / "up.log").open("wb")
-    up = subprocess.Popen([sys.executable, "-m", "app.cli", "up"], env=env, cwd=ROOT,
-                          stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        ready: Any = None
-        while time.monotonic() < deadline:
-            try:
-                ready = httpx.get(f"{base}/readyz", timeout=2)
-                if ready.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        assert ready is not None and ready.status_code == 200, (tmp_path / "up.log").read_text()
-        answer = httpx.post(f"{base}/api/v1/hooks/intake/from-crm", json={"ticket": "T-9"},
+    with trinity_up(tmp_path, INTAKE_SECRET="s3cret") as up:
+        up.trinity("processes", "import", str(tmp_path / "intake.yaml"), "--publish")
+        answer = httpx.post(f"{up.base}/api/v1/hooks/intake/from-crm", json={"ticket": "T-9"},
                             headers={"X-Webhook-Secret": "s3cret"}, timeout=10)
         assert answer.status_code == 202, answer.text
         execution_id = answer.json()["execution_id"]
-        while time.monotonic() < deadline:
-            shown = subprocess.run([sys.executable, "-m", "app.cli", "executions", "show",
-                                    execution_id, "--json"], env=env, cwd=ROOT,
-                                   capture_output=True, text=True, timeout=60)
-            if json.loads(shown.stdout)["status"] == "completed":
-                break
-            time.sleep(0.2)
-        assert json.loads(shown.stdout)["status"] == "completed"
-    finally:
-        up.terminate()
-        up.wait(30)
-        log.close()
-    import re
-
-    text = (tmp_path / "up.log").read_text()
-    worker_pid = int(re.search(r"worker pid (\d+)", text).group(1))  # type: ignore[union-attr]
-    socket_path = re.search(r"Redis at unix://(\S+),", text).group(1)  # type: ignore[union-attr]
-    stopped = time.monotonic() + 20
-    while time.monotonic() < stopped and Path(f"/proc/{worker_pid}").exists() and \
-            "zombie" not in Path(f"/proc/{worker_pid}/status").read_text().lower():
-        time.sleep(0.1)
-    alive = Path(f"/proc/{worker_pid}/status")
-    assert not alive.exists() or "zombie" in alive.read_text().lower()  # the worker stopped
-    assert not Path(socket_path).exists()  # and so did the private Redis
+        up.until(lambda: up.json("executions", "show", execution_id)["status"] == "completed",
+                 60, "the webhook's execution to complete")
