@@ -17,6 +17,7 @@ import pytest
 from app.agents.base import AgentConfig, AgentRequest
 from app.agents.capacity import RedisSlots
 from app.agents.gateway import AgentGateway
+from tests.integration.conftest import wait_for
 from tests.integration.test_agents import AgentServer
 
 pytestmark = pytest.mark.integration
@@ -104,16 +105,7 @@ def request(name: str, timeout: float = 60.0) -> AgentRequest:
 
 async def until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
     """Wait for a (sync or async) condition, failing with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return await wait_for(predicate, timeout, interval=0.01, what=what)
 
 
 def most_at_once(spans: list[tuple[str, float, float]]) -> int:
