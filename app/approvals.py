@@ -137,6 +137,8 @@ class ApprovalService:
         history: list[dict[str, Any]] = []
 
         async def prepare(s: Any, x: ProcessExecution, now: datetime) -> None:
+            result.clear()  # a transition may be tried again after a concurrent update
+            history.clear()
             row = await _find(s, approval_id, lock=True)
             self._check_open(row)
             await self._check_decider(s, row, user, decision, comment, edited)

@@ -114,6 +114,7 @@ class StepRunner:
         chained: list[tuple[RenderedStep, int]] = []
 
         def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
+            chained.clear()  # a transition may be tried again after a concurrent update
             commands: list[Command] = record(x, d, now)
             inline = next((c for c in commands if isinstance(c, RunStep)
                            and c.not_before is None), None)
@@ -135,6 +136,7 @@ class StepRunner:
         rendered: list[RenderedStep] = []
 
         def begin(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> None:
+            rendered.clear()  # a transition may be tried again after a concurrent update
             st = x.steps.get(step_id)
             if st is None or st.status not in (StepStatus.QUEUED, StepStatus.RETRYING):
                 return
