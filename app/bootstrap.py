@@ -51,6 +51,9 @@ class Container:
     approvals: Any = None
     schedules: Any = None
     subscriptions: Any = None
+    identity: Any = None  # app.identity.Identity
+    audit: Any = None  # app.audit.AuditLog
+    guard: Any = None  # app.guard.Guard: every user action goes through it
     embedded: EmbeddedRedis | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _agent_cache: dict[str, tuple[float, AgentConfig | None]] = field(default_factory=dict)
@@ -126,6 +129,14 @@ async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
 
     container.subscriptions = SubscriptionService(db, dispatcher)
     runtime.observers.append(container.subscriptions.fan_out)
+    from app.audit import AuditLog
+    from app.guard import Guard
+    from app.identity import Identity
+
+    container.identity = Identity(db, utcnow, settings.session_hours)
+    container.audit = AuditLog(db, utcnow)
+    container.guard = Guard(container, container.audit, container.identity,
+                            trigger_rate_per_minute=settings.trigger_rate_per_minute)
     definitions.on_published.append(container.schedules.register)
     definitions.on_archived.append(container.schedules.unregister)
     container.steps = StepRunner(

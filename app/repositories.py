@@ -95,7 +95,8 @@ class ExecutionRepository:
         return await self.rebuild(row.id, row.snapshot, row.snapshot_seq)
 
     def add_new(self, x: ProcessExecution, definition_id: str, events: Sequence[Event],
-                retry_of: str | None = None, priority: str = "normal") -> ExecutionRow:
+                retry_of: str | None = None, priority: str = "normal",
+                owner_team: str | None = None) -> ExecutionRow:
         created = next(e for e in events if isinstance(e, ExecutionCreated))
         row = ExecutionRow(id=x.id, definition_id=definition_id, process_name=x.process_name,
                            process_version=x.process_version, status=x.status.value,
@@ -103,7 +104,8 @@ class ExecutionRepository:
                            snapshot_seq=x.event_count, retry_of=retry_of,
                            priority=priority, triggered_by=created.triggered_by,
                            started_by=created.started_by, parent_id=created.parent_id,
-                           parent_step_id=created.parent_step_id, created_at=x.created_at)
+                           parent_step_id=created.parent_step_id, created_at=x.created_at,
+                           owner_team=owner_team)
         self.s.add(row)
         return row
 

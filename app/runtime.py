@@ -169,7 +169,8 @@ class Runtime:
             commands = x.start(definition, now)
             events = x.pull_events()
             repo = ExecutionRepository(s, self.lease_seconds)
-            repo.add_new(x, definition_id, events, retry_of, priority=definition.config.priority)
+            repo.add_new(x, definition_id, events, retry_of, priority=definition.config.priority,
+                         owner_team=definition.owner)
             await s.flush()
             seq = await repo.save(x, events, 0, now, x.event_count)
             await self._record_wakeups(s, x, commands, now)

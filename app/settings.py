@@ -11,6 +11,9 @@ from typing import Any
 __all__ = ["Settings", "SettingsError"]
 
 
+PLACEHOLDERS = {"secret", "changeme", "change-me", "dev", "development", "test", "password"}
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
@@ -31,6 +34,16 @@ class Settings:
     webhook_url: str | None = None
     schedule_catch_up_seconds: float = 900.0
     queue_name: str = "trinity:queue"
+    environment: str = "development"  # development | production
+    secret_key: str = ""  # signs cookies and links; generated under home in development
+    session_hours: float = 12.0
+    trigger_rate_per_minute: int = 60
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_groups_claim: str = "groups"
+    oidc_role_map: str = ""  # "group=team:role,group2=*:admin"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -57,7 +70,43 @@ class Settings:
             schedule_catch_up_seconds=_number(env, "TRINITY_SCHEDULE_CATCH_UP_SECONDS", 900.0,
                                               float),
             queue_name=env.get("TRINITY_QUEUE", "trinity:queue"),
+            environment=env.get("TRINITY_ENV", "development").strip().lower(),
+            secret_key=env.get("TRINITY_SECRET_KEY", ""),
+            session_hours=_number(env, "TRINITY_SESSION_HOURS", 12.0, float),
+            trigger_rate_per_minute=_number(env, "TRINITY_TRIGGER_RATE_PER_MINUTE", 60, int),
+            oidc_issuer=env.get("TRINITY_OIDC_ISSUER") or None,
+            oidc_client_id=env.get("TRINITY_OIDC_CLIENT_ID") or None,
+            oidc_client_secret=env.get("TRINITY_OIDC_CLIENT_SECRET") or None,
+            oidc_scopes=env.get("TRINITY_OIDC_SCOPES", "openid email profile"),
+            oidc_groups_claim=env.get("TRINITY_OIDC_GROUPS_CLAIM", "groups"),
+            oidc_role_map=env.get("TRINITY_OIDC_ROLE_MAP", ""),
         )
+
+    def resolved_secret(self) -> str:
+        """The secret for cookies and signed links. Outside development a real one must be
+        set (TRINITY_SECRET_KEY, at least 32 characters, not a placeholder); in development
+        one is generated once and kept in TRINITY_HOME/secret_key."""
+        key = self.secret_key.strip()
+        weak = not key or len(key) < 32 or key.lower() in PLACEHOLDERS or \
+            any(p in key.lower() for p in ("change-me", "changeme", "placeholder"))
+        if self.environment == "production":
+            if weak:
+                raise SettingsError("TRINITY_SECRET_KEY must be set to a random value of at "
+                                    "least 32 characters in production (e.g. `python -c "
+                                    "\"import secrets; print(secrets.token_urlsafe(48))\"`)")
+            return key
+        if key and not weak:
+            return key
+        path = self.home / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,13 +10,18 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "AgentRow",
+    "ApiTokenRow",
     "ApprovalDecisionRow",
     "ApprovalRow",
+    "AuditRow",
     "DefinitionRow",
     "DelegationRow",
     "EventRow",
     "ExecutionRow",
+    "RoleGrantRow",
     "ScheduleRow",
+    "SessionRow",
+    "ShareRow",
     "StepRunRow",
     "SubscriptionRow",
     "TeamMemberRow",
@@ -107,6 +112,7 @@ class ExecutionRow(SQLModel, table=True):
     parent_id: str | None = Field(default=None, index=True, max_length=36)
     parent_step_id: str | None = Field(default=None, max_length=64)
     retry_of: str | None = Field(default=None, max_length=36)
+    owner_team: str | None = Field(default=None, index=True, max_length=100)  # the process's
     priority: str = Field(default="normal", max_length=10)
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, sa_column=Column(Text))
@@ -195,13 +201,20 @@ class AgentRow(SQLModel, table=True):
 
 
 class UserRow(SQLModel, table=True):
-    """A person who can be assigned approvals (accounts and sign-in come with the web app)."""
+    """A person: an account that signs in (local password or single sign-on) and can be
+    assigned approvals."""
 
     __tablename__ = "users"
 
     username: str = Field(primary_key=True, max_length=100)
     email: str | None = Field(default=None, index=True, max_length=200)
     display_name: str | None = Field(default=None, max_length=200)
+    password_hash: str | None = Field(default=None, max_length=200)  # argon2; None: no local
+    source: str = Field(default="local", max_length=20)  # local | oidc
+    active: bool = True
+    failed_logins: int = 0
+    locked_until: datetime | None = _when()
+    last_login_at: datetime | None = _when()
     created_at: datetime | None = _when()
 
 
@@ -213,6 +226,87 @@ class TeamMemberRow(SQLModel, table=True):
     team: str = Field(primary_key=True, max_length=100)
     username: str = Field(primary_key=True, foreign_key="users.username", max_length=100)
     role: str = Field(default="member", max_length=40)
+
+
+class RoleGrantRow(SQLModel, table=True):
+    """An access role (designer, operator, viewer, approver, admin) held in a team, or in
+    every team when `team` is '*'."""
+
+    __tablename__ = "role_grants"
+
+    username: str = Field(primary_key=True, foreign_key="users.username", max_length=100)
+    team: str = Field(primary_key=True, max_length=100)
+    role: str = Field(primary_key=True, max_length=20)
+    granted_by: str | None = Field(default=None, max_length=100)
+    granted_at: datetime | None = _when()
+
+
+class ShareRow(SQLModel, table=True):
+    """A process or agent shared with another team ('read': see and use; 'full': also edit)."""
+
+    __tablename__ = "shares"
+
+    resource_type: str = Field(primary_key=True, max_length=20)  # process | agent
+    resource_name: str = Field(primary_key=True, max_length=200)
+    team: str = Field(primary_key=True, max_length=100)
+    access: str = Field(default="read", max_length=10)
+    created_by: str | None = Field(default=None, max_length=100)
+    created_at: datetime | None = _when()
+
+
+class SessionRow(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "sessions"
+
+    id: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie token
+    username: str = Field(foreign_key="users.username", index=True, max_length=100)
+    ticket_hash: str | None = Field(default=None, index=True, max_length=64)  # one-time
+    created_at: datetime | None = _when()
+    expires_at: datetime | None = _when()
+    last_seen_at: datetime | None = _when()
+    revoked: bool = False
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A personal API token; shown once, stored as a hash."""
+
+    __tablename__ = "api_tokens"
+
+    id: str = Field(primary_key=True, max_length=36)
+    username: str = Field(foreign_key="users.username", index=True, max_length=100)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(unique=True, max_length=64)
+    prefix: str = Field(max_length=16)  # the first characters, to recognise it in lists
+    created_at: datetime | None = _when()
+    expires_at: datetime | None = _when()
+    last_used_at: datetime | None = _when()
+    revoked_at: datetime | None = _when()
+
+
+class AuditRow(SQLModel, table=True):
+    """One audit entry. Append-only: nothing in the code updates or deletes these rows, and
+    each entry's hash covers the previous entry's hash, so any change breaks the chain."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_actor_at", "actor", "at"))
+
+    seq: int = Field(primary_key=True)  # 1, 2, 3 … assigned under the write lock
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    actor: str = Field(max_length=200)
+    action: str = Field(index=True, max_length=60)
+    resource_type: str = Field(max_length=40)
+    resource_id: str = Field(max_length=200)
+    outcome: str = Field(default="ok", max_length=10)  # ok | denied | failed
+    details: dict[str, Any] | None = _json()
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)
+    classification: str = Field(default="internal", max_length=20)
+    retention_days: int = 2557
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
 
 
 class ApprovalRow(SQLModel, table=True):

@@ -241,6 +241,7 @@ class ProcessDefinition:
     owner: str | None = None
     data_classification: str = "internal"
     tags: tuple[str, ...] = ()
+    allowed_users: tuple[str, ...] = ()
     inputs: Mapping[str, InputField] = field(default_factory=dict)
     config: ProcessConfig = field(default_factory=ProcessConfig)
     triggers: tuple[Trigger, ...] = ()
@@ -307,6 +308,7 @@ def build_definition(tree: Mapping[str, Any]) -> ProcessDefinition:
         owner=tree.get("owner"),
         data_classification=tree.get("data_classification", "internal"),
         tags=tuple(tree.get("tags", ())),
+        allowed_users=tuple(tree.get("allowed_users", ())),
         inputs={n: _input(n, f) for n, f in tree.get("input", {}).items()},
         config=_config(config),
         triggers=tuple(_trigger(t, i) for i, t in enumerate(tree.get("triggers", ()))),

@@ -427,6 +427,9 @@ TOP_LEVEL = Spec(
         Field("data_classification", Kind.ENUM, "How sensitive the data is.",
               default="internal", choices=CLASSIFICATIONS, new=True),
         Field("tags", Kind.STRINGS, "Labels for search.", new=True),
+        Field("allowed_users", Kind.STRINGS,
+              "Only these users (usernames or emails) may start it; empty: everyone "
+              "allowed by their role.", new=True),
         Field("input", Kind.OBJECT_MAP, "Typed inputs of the start form.", spec=INPUT_FIELD,
               new=True),
         Field("config", Kind.OBJECT, "Limits and defaults.", spec=CONFIG, new=True),
