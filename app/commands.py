@@ -153,6 +153,20 @@ def _out(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None
         human()
 
 
+def cli_actor(s: LocalSession) -> Any:
+    """The command line acts as an administrator (whoever runs it can read the database
+    anyway), through the same gate as the web, so its actions are audited as cli:<user>."""
+    import getpass
+
+    from app.security import SYSTEM, Principal
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return s.container.guard.actor(Principal(f"cli:{who}", SYSTEM.grants, via="cli"))
+
+
 # --- processes -----------------------------------------------------------------------------
 
 
@@ -164,7 +178,7 @@ async def _processes_import(s: LocalSession, args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as e:
             print(f"error: cannot read {path}: {e}", file=sys.stderr)
             return EXIT_USAGE
-        imported = await s.container.definitions.import_text(
+        imported = await cli_actor(s).save_definition(
             text, publish=args.publish, name=args.name or template_name_for(path.stem))
         for w in imported.warnings:
             print(w.format(str(path)), file=sys.stderr)
@@ -199,7 +213,7 @@ async def _processes_show(s: LocalSession, args: argparse.Namespace) -> int:
 
 def _status_changer(status: str) -> Handler:
     async def change(s: LocalSession, args: argparse.Namespace) -> int:
-        row = await s.container.definitions.set_status(args.name, args.version, status)
+        row = await cli_actor(s).set_status(args.name, args.version, status)
         _out(args, definition_view(row), lambda: print(f"{row.name} {row.version}: {status}"))
         return EXIT_OK
     return change
@@ -209,10 +223,9 @@ def _status_changer(status: str) -> Handler:
 
 
 async def _start(s: LocalSession, args: argparse.Namespace) -> int:
-    c = s.container
     row = await _resolve_process(s, args.process, args.version, args.name)
     data = _parse_inputs(args.input, args.input_json)
-    x = await c.executions.start(row, data, "cli")
+    x = await cli_actor(s).start(row.name, data, triggered_by="cli", row=row)
     if not args.wait:
         if await s.ensure_worker() or s.has_private_redis:
             # the worker lives in this command: run until only people or timers can move it
@@ -239,7 +252,7 @@ async def _resolve_process(s: LocalSession, name_or_file: str, version: str | No
             text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise NotFound(f"cannot read {path}: {e.strerror}") from None
-        imported = await s.container.definitions.import_text(
+        imported = await cli_actor(s).save_definition(
             text, publish=True, name=name or template_name_for(path.stem))
         for w in imported.warnings:
             print(w.format(str(path)), file=sys.stderr)
@@ -333,16 +346,10 @@ async def _executions_list(s: LocalSession, args: argparse.Namespace) -> int:
 
 def _execution_action(action: str) -> Handler:
     async def act(s: LocalSession, args: argparse.Namespace) -> int:
-        svc = s.container.executions
         target = args.id
-        if action == "cancel":
-            await svc.cancel(args.id, "cli", args.reason)
-        elif action == "retry":
-            target = (await svc.retry(args.id, "cli")).id
-        elif action == "resume":
-            await svc.resume(args.id, "cli")
-        elif action == "pause":
-            await svc.pause(args.id, "cli")
+        if action != "show":
+            result = await cli_actor(s).act(args.id, action, getattr(args, "reason", "") or "")
+            target = result.id if action == "retry" else args.id
         view = await _full_view(s, target)
         _out(args, view, lambda: _print_execution(view))
         return EXIT_OK
@@ -353,15 +360,14 @@ def _execution_action(action: str) -> Handler:
 
 
 async def _agents_add(s: LocalSession, args: argparse.Namespace) -> int:
-    from app.agents_admin import upsert_agent
 
     config: dict[str, Any] = json.loads(args.config_json) if args.config_json else {}
     for key, value in (("url", args.url), ("model", args.model), ("command", args.program),
                        ("api_key_env", args.api_key_env)):
         if value:
             config[key] = value
-    row = await upsert_agent(s.container.db, args.name, args.kind, config, args.capacity,
-                             args.timeout, args.description)
+    row = await cli_actor(s).save_agent(args.name, args.kind, config, args.capacity,
+                                        args.timeout, args.description)
     _out(args, agent_view(row), lambda: print(f"agent {row.name} ({row.kind}) saved"))
     return EXIT_OK
 
