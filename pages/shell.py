@@ -38,7 +38,7 @@ NAV: list[tuple[str, str, str, Permission | None]] = [
     ("/processes", "Processes", "account_tree", Permission.PROCESS_READ),
     ("/executions", "Executions", "play_circle", Permission.EXECUTION_VIEW),
     ("/inbox", "Inbox", "inbox", None),
-    ("/dashboard", "Dashboard", "monitoring", Permission.EXECUTION_VIEW),
+    ("/dashboard", "Dashboard", "speed", Permission.EXECUTION_VIEW),
     ("/agents", "Agents", "smart_toy", Permission.PROCESS_READ),
     ("/admin", "Admin", "admin_panel_settings", Permission.ADMIN_MANAGE_USERS),
     ("/audit", "Audit", "policy", Permission.AUDIT_READ),
