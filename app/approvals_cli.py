@@ -48,8 +48,16 @@ def add_approval_commands(sub: Any, cmd: Any, json_flag: Any, out: Any) -> None:
     q.add_argument("--email")
     q.add_argument("--name")
     q.add_argument("--team", action="append", default=[], metavar="TEAM[:ROLE]")
+    q.add_argument("--role", action="append", default=[], metavar="[TEAM:]ROLE",
+                   help="an access role (designer, operator, viewer, approver, admin) in a "
+                   "team, or in every team without TEAM or with *")
+    q.add_argument("--password-stdin", action="store_true",
+                   help="set a password read from the first line of standard input")
     json_flag(q)
     q.set_defaults(func=cmd(_users_add(out)))
+    from app.admin_cli import add_user_commands
+
+    add_user_commands(usub, cmd, json_flag, out)
 
 
 def approval_view(row: Any, decisions: list[Any]) -> dict[str, Any]:
@@ -115,28 +123,59 @@ def _delegate(out: Any) -> Any:
 
 def _users_add(out: Any) -> Any:
     async def run(s: LocalSession, args: argparse.Namespace) -> int:
-        async with s.container.db.write() as db:
-            user = await db.get(UserRow, args.username)
-            if user is None:
-                user = UserRow(username=args.username, created_at=utcnow())
-                db.add(user)
-            if args.email:
-                user.email = args.email
-            if args.name:
-                user.display_name = args.name
-            await db.flush()
-            for spec in args.team:
-                team, _, role = spec.partition(":")
-                member = await db.get(TeamMemberRow, (team, args.username))
-                if member is None:
-                    db.add(TeamMemberRow(team=team, username=args.username,
-                                         role=role or "member"))
-                else:
-                    member.role = role or member.role
-        out(args, {"username": args.username, "teams": args.team},
+        from app.admin_cli import read_password
+        from app.commands import cli_actor
+        from app.identity import IdentityError
+
+        roles = [_role_spec(spec) for spec in args.role]
+        password = read_password(True) if args.password_stdin else None
+        actor = cli_actor(s)
+        try:
+            async with s.container.db.read() as db:
+                exists = await db.get(UserRow, args.username) is not None
+            if not exists:
+                teams = [(t, r or "member") for t, _, r in
+                         (spec.partition(":") for spec in args.team)]
+                await actor.create_user(args.username, password, email=args.email,
+                                        display_name=args.name, roles=roles, teams=teams)
+            await _update_user(s, args)
+            for team, role in roles if exists else []:
+                await actor.grant(args.username, team, role)
+            if password is not None and exists:
+                await actor.reset_password(args.username, password)
+        except IdentityError as e:
+            raise ServiceError(str(e)) from None
+        out(args, {"username": args.username, "teams": args.team,
+                   "roles": [f"{t}:{r}" for t, r in roles]},
             lambda: print(f"user {args.username} saved"))
         return 0
     return run
+
+
+def _role_spec(spec: str) -> tuple[str, str]:
+    team, _, role = spec.rpartition(":")
+    return team or "*", role
+
+
+async def _update_user(s: LocalSession, args: argparse.Namespace) -> None:
+    async with s.container.db.write() as db:
+        user = await db.get(UserRow, args.username)
+        if user is None:
+            user = UserRow(username=args.username, created_at=utcnow())
+            db.add(user)
+        if args.email:
+            user.email = args.email
+        if args.name:
+            user.display_name = args.name
+        await db.flush()
+        for spec in args.team:
+            team, _, role = spec.partition(":")
+            member = await db.get(TeamMemberRow, (team, args.username))
+            if member is None:
+                db.add(TeamMemberRow(team=team, username=args.username,
+                                     role=role or "member"))
+            else:
+                member.role = role or member.role
 
 
 def add_subscription_commands(sub: Any, cmd: Any, json_flag: Any, out: Any) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app.commands import add_runtime_commands
 from app.definitions import ValidatedFile, validate_files
+from app.remote import LOCAL_COMMANDS, REMOTE_COMMANDS, run_remote, server_of
 from engine.jsonschema import json_schema
 
 __all__ = ["main"]
@@ -23,6 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_OK
+    server, token = server_of(args)
+    if server and args.command not in LOCAL_COMMANDS:
+        if args.command not in REMOTE_COMMANDS:
+            print(f"error: `trinity {args.command}` works only on the server's machine, not "
+                  "with --server", file=sys.stderr)
+            return EXIT_UNREADABLE
+        return run_remote(server, token, list(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -36,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trinity", description="Trinity Processes: a process engine for AI agents and "
         "people working together.")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    parser.add_argument("--server", metavar="URL", help="run processes, start, executions "
+                        "and approvals against this server's API (env TRINITY_SERVER)")
+    parser.add_argument("--token", help="API token for --server (env TRINITY_TOKEN)")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
 
     p = sub.add_parser("validate", help="check process definition files")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -53,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_up)
 
     add_runtime_commands(sub)
+    from app.admin_cli import add_admin_commands
+
+    add_admin_commands(sub)
     return parser
 
 

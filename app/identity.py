@@ -8,6 +8,7 @@ account for a while, with a message that says until when.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import uuid
 from collections.abc import Callable, Iterable
@@ -197,26 +198,32 @@ class Identity:
     async def authenticate(self, username: str, password: str) -> UserRow:
         """Check a password; counts failures and locks the account after MAX_FAILURES."""
         now = self.clock()
+        failure: str | None = None
         async with self.db.write() as s:
             user = await s.get(UserRow, username.strip())
             if user is not None and user.locked_until is not None and user.locked_until > now:
-                minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+                minutes = max(1, math.ceil((user.locked_until - now).total_seconds() / 60))
                 raise AuthError(f"too many failed sign-ins: this account is locked for "
                                 f"{minutes} more minute{'s' if minutes != 1 else ''}")
             if user is None or not user.active or not _verify(user.password_hash, password):
+                # The failure count must be committed, so the error is raised after the
+                # transaction ends rather than inside it (which would roll the count back).
+                failure = "wrong username or password"
                 if user is not None:
                     user.failed_logins += 1
                     if user.failed_logins >= MAX_FAILURES:
                         user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
                         user.failed_logins = 0
-                        raise AuthError(f"too many failed sign-ins: this account is locked "
-                                        f"for {LOCK_MINUTES} minutes")
+                        failure = (f"too many failed sign-ins: this account is locked "
+                                   f"for {LOCK_MINUTES} minutes")
                     s.add(user)
-                raise AuthError("wrong username or password")
-            user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
-            if _hasher.check_needs_rehash(user.password_hash or ""):
-                user.password_hash = _hasher.hash(password)
-            return user
+            else:
+                user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+                if _hasher.check_needs_rehash(user.password_hash or ""):
+                    user.password_hash = _hasher.hash(password)
+        if failure is not None or user is None:
+            raise AuthError(failure or "wrong username or password")
+        return user
 
     async def start_session(self, username: str, ip: str | None = None,
                             user_agent: str | None = None) -> tuple[str, str]:

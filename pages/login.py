@@ -6,10 +6,11 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse
 
 from app.audit import Context
 from app.identity import AuthError
-from app.web_auth import safe_next
+from app.web_auth import COOKIE, safe_next
 from pages.shell import container, request_context
 
 __all__ = ["register"]
@@ -20,10 +21,12 @@ def register() -> None:
 
     @ui.page("/login")
     async def login(request: Request, next: str = "/", expired: str = "",
-                    signed_out: str = "", error: str = "") -> Any:
+                    signed_out: str = "", error: str = "", changed: str = "") -> Any:
         c = container()
         target = safe_next(next)
         ctx = request_context(request)
+        if await c.identity.session_principal(request.cookies.get(COOKIE)) is not None:
+            return RedirectResponse(target, status_code=303)  # already signed in
         ui.page_title("Sign in · Trinity Processes")
         with ui.column().classes("absolute-center items-stretch w-96 gap-3"):
             ui.label("Trinity Processes").classes("text-2xl font-semibold text-center")
@@ -31,14 +34,19 @@ def register() -> None:
                 _note("The sign-in link expired; please sign in again.")
             if signed_out:
                 _note("You are signed out.")
+            if changed:
+                _note("Your password was changed and every session ended; sign in with the "
+                      "new password.")
             if error:
                 _note(error[:200], error=True)
             with ui.card().classes("p-6 gap-3"):
                 user = ui.input("Username").props(
-                    'autofocus autocomplete=username data-testid="login-username"')
+                    'autofocus autocomplete=username data-testid="login-username"').classes(
+                    "w-full")
                 password = ui.input("Password", password=True,
                                     password_toggle_button=True).props(
-                    'autocomplete=current-password data-testid="login-password"')
+                    'autocomplete=current-password data-testid="login-password"').classes(
+                    "w-full")
                 message = ui.label("").classes("text-red-700 text-sm").props(
                     'role=alert data-testid="login-error"')
                 message.set_visibility(False)
