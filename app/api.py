@@ -1,4 +1,4 @@
-"""HTTP endpoints that exist before the full REST API: webhook triggers and health checks.
+"""The HTTP endpoints: health checks, webhook triggers, /metrics and the REST API (app.rest).
 
 Errors are always JSON `{error: {code, message, details}}`, never a stack trace.
 """
@@ -15,12 +15,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.notify import NotifyError, substitute_env
-from app.services import InvalidInput, NotFound, ServiceError
+from app.rest import build_api_router
+from app.rest.auth import context_of
+from app.rest.errors import MAX_BODY, to_response
+from app.security import ALL_TEAMS, Denied, Principal, Role
+from app.services import NotFound, ServiceError
 
 __all__ = ["build_router", "secret_matches"]
 
 log = logging.getLogger("trinity.api")
-MAX_BODY = 1_000_000
 
 
 def error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -50,11 +53,22 @@ def build_router(container: Any) -> APIRouter:
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                             status_code=200 if ok else 503)
 
-    @router.post("/api/v1/hooks/{process}/{trigger_id}", status_code=202)
+    @router.post("/api/v1/hooks/{process}/{trigger_id}", status_code=202,
+                 tags=["webhooks"], summary="Start an execution from a webhook trigger")
     async def hook(process: str, trigger_id: str, request: Request) -> JSONResponse:
         return await _fire_webhook(container, process, trigger_id, request)
 
+    from app.metrics import build_metrics_router
+
+    router.include_router(build_metrics_router(container))
+    router.include_router(build_api_router(container, extra=[hook_route(router)]))
     return router
+
+
+def hook_route(router: APIRouter) -> Any:
+    """The webhook route, so the API's OpenAPI document lists it too."""
+    return next(r for r in router.routes if getattr(r, "path", "") ==
+                "/api/v1/hooks/{process}/{trigger_id}")
 
 
 async def _fire_webhook(c: Any, process: str, trigger_id: str,
@@ -86,14 +100,19 @@ async def _fire_webhook(c: Any, process: str, trigger_id: str,
         return error(400, "invalid_json", f"the body is not JSON: {e}")
     if not isinstance(data, dict):
         return error(422, "invalid_input", "the body must be a JSON object (the input)")
-    try:
-        x = await c.executions.start(row, data, "webhook", f"webhook:{trigger_id}")
-    except InvalidInput as e:
-        return error(422, "invalid_input", str(e),
-                     [{"field": i.field, "message": i.message} for i in e.errors])
-    except ServiceError as e:
-        return error(409, "conflict", str(e))
+    try:  # through the gate like any caller: audited and rate-limited
+        x = await c.guard.actor(_webhook_principal(trigger_id), context_of(request)).start(
+            row.name, data, triggered_by="webhook", row=row)
+    except (ServiceError, Denied) as e:
+        return to_response(e, request)
     return JSONResponse({"execution_id": x.id, "status": x.status.value}, status_code=202)
+
+
+def _webhook_principal(trigger_id: str) -> Principal:
+    """A webhook acts as an operator of every team, named after its trigger (which becomes
+    the execution's `started_by`)."""
+    return Principal(f"webhook:{trigger_id}", frozenset({(ALL_TEAMS, Role.OPERATOR)}),
+                     via="webhook")
 
 
 async def _readiness(c: Any) -> dict[str, str]:

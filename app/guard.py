@@ -8,6 +8,7 @@ call the services for a user's action directly.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +22,7 @@ from app.identity import Identity, IdentityError
 from app.repositories import parsed_definition
 from app.security import SYSTEM, Denied, Permission, Policy, Principal, Scope
 from app.services import NotFound, ServiceError
-from app.tables import AgentRow, ApprovalRow, DefinitionRow, ExecutionRow, ShareRow
+from app.tables import AgentRow, ApprovalRow, DefinitionRow, EventRow, ExecutionRow, ShareRow
 from engine.execution import ProcessExecution
 
 __all__ = ["Actor", "Guard", "RateLimited"]
@@ -116,7 +117,7 @@ class Actor:
         row = await self.c.definitions.find(name, version, include_drafts=include_drafts)
         await self._require(P.PROCESS_READ, row.owner, f"process '{name}'", "process", name,
                             await self._shares("process", name))
-        return row
+        return row  # type: ignore[no-any-return]
 
     async def save_definition(self, yaml_text: str, publish: bool = False,
                               name: str | None = None) -> Any:
@@ -187,8 +188,10 @@ class Actor:
         shares = await self._shares("process", row.name)
         definition = parsed_definition(row)
         try:
-            self.policy.require_trigger(self.p, row.name, row.owner, shares,
-                                        definition.allowed_users)
+            # a webhook's caller proved itself with the trigger's secret; `allowed_users`
+            # names the people who may start the process by hand
+            allowed = () if self.p.via == "webhook" else definition.allowed_users
+            self.policy.require_trigger(self.p, row.name, row.owner, shares, allowed)
         except Denied as e:
             await self.denied(P.EXECUTION_TRIGGER.value, "process", row.name, e.reason)
             raise
@@ -458,6 +461,105 @@ class Actor:
             raise Denied("only administrators read the audit log", P.AUDIT_READ)
         return await self.g.audit.query(**filters)
 
+    # --- reads and chores for the REST API -------------------------------------------------
+
+    async def events(self, execution_id: str) -> list[EventRow]:
+        """An execution's events; an approval-scope viewer gets only its approval steps'."""
+        access = await self.execution(execution_id)
+        events, _ = await self.c.executions.history(execution_id)
+        if access.scope is Scope.APPROVAL:
+            return [e for e in events if e.step_id in access.approval_steps]
+        return events  # type: ignore[no-any-return]
+
+    async def approval(self, approval_id: str) -> tuple[ApprovalRow, list[Any]]:
+        """One request: for admins, the people who may decide it, and viewers of its
+        execution (an approval-scope viewer only for their own steps)."""
+        row, decisions = await self.c.approvals.get(approval_id)
+        if self.p.is_admin or any(a.id == approval_id
+                                  for a in await self._my_approvals(row.execution_id)):
+            return row, decisions
+        access = await self.execution(row.execution_id)
+        if access.scope is not Scope.FULL and row.step_id not in access.approval_steps:
+            await self.denied(P.EXECUTION_VIEW.value, "approval", approval_id)
+            raise Denied("you have no access to this approval request", P.EXECUTION_VIEW)
+        return row, decisions
+
+    async def all_requests(self, status: str | None = "pending"
+                           ) -> list[tuple[ApprovalRow, list[Any]]]:
+        """Every approval request, whoever may decide it (administrators only)."""
+        if not self.p.is_admin:
+            await self.denied(P.ADMIN_VIEW_ALL.value, "approval", "*")
+            raise Denied("only administrators list every approval request", P.ADMIN_VIEW_ALL)
+        return await self.inbox(status, everyone=True)
+
+    async def delete_draft(self, name: str, version: str) -> DefinitionRow:
+        """Remove a draft version no execution uses (published ones are archived instead)."""
+        row = await self.c.definitions.find(name, version, include_drafts=True)
+        await self._require(P.PROCESS_DELETE, row.owner, f"process '{name}'", "process", name,
+                            await self._shares("process", name))
+        if row.status != "draft":
+            raise ServiceError(f"'{name}' version {version} is {row.status}; only drafts can "
+                               "be deleted (archive it instead)")
+        async with self.c.db.write() as s:
+            used = (await s.execute(select(col(ExecutionRow.id)).where(
+                col(ExecutionRow.definition_id) == row.id).limit(1))).first()
+            if used:
+                raise ServiceError(f"'{name}' version {version} is used by executions")
+            live = await s.get(DefinitionRow, row.id)
+            if live is not None:
+                await s.delete(live)
+        await self._audit("definition.deleted", "process", name, {"version": version})
+        return row  # type: ignore[no-any-return]
+
+    async def new_version(self, name: str, version: str, wanted: str | None = None) -> Any:
+        """Copy a published (or archived) version into a new draft (`wanted`, default the
+        next minor version of the same major)."""
+        source = await self.process(name, version)
+        await self._require(P.PROCESS_UPDATE, source.owner, f"process '{name}'", "process",
+                            name, await self._shares("process", name))
+        if source.status == "draft":
+            raise ServiceError(f"'{name}' version {version} is a draft: edit it instead")
+        if wanted is None:
+            minors = [v.version_minor for v in await self.processes() if v.name == name
+                      and v.version_major == source.version_major]
+            wanted = f"{source.version_major}.{max(minors, default=0) + 1}"
+        imported = await self.save_definition(_with_version(source.yaml_text, wanted),
+                                              False, name)
+        if not imported.created:
+            raise ServiceError(f"version {wanted} of '{name}' already exists")
+        return imported
+
+    async def test_agent(self, name: str) -> tuple[bool, str]:
+        """Send the agent a test message (for those who manage it)."""
+        from app.agents.gateway import test_agent
+
+        row = await self._agent_row(name)
+        if row is None:
+            raise NotFound(f"no agent named '{name}'")
+        await self._require(P.AGENT_MANAGE, row.owner_team, f"agent '{name}'", "agent", name,
+                            await self._shares("agent", name))
+        agent = await self.c.lookup_agent(name)
+        if agent is None:
+            raise ServiceError(f"agent '{name}' is disabled")
+        return await test_agent(agent)
+
+    async def recovery_report(self) -> dict[str, Any]:
+        """The last sweep a worker reported at start-up, and what a sweep would do now
+        (a dry run: nothing changes)."""
+        await self._admin_only(P.ADMIN_VIEW_ALL, "recovery", "report")
+        last = await self.c.redis.get("trinity:recovery:last")
+        preview = await self.c.recovery.sweep(full=True, dry_run=True)
+        return {"last": json.loads(last) if last else None, "now": preview.to_dict()}
+
+    async def require_admin_view(self, kind: str, rid: str) -> None:
+        """For organisation-wide views (metrics): administrators only."""
+        await self._admin_only(P.ADMIN_VIEW_ALL, kind, rid)
+
+    async def _admin_only(self, permission: Permission, kind: str, rid: str) -> None:
+        if not self.p.is_admin:
+            await self.denied(permission.value, kind, rid)
+            raise Denied(f"only administrators have {permission.value}", permission)
+
     # --- helpers ---------------------------------------------------------------------------
 
     async def _owner_of(self, kind: str, name: str) -> str | None:
@@ -477,3 +579,14 @@ class Actor:
             for r in rows:
                 out.setdefault(r.resource_name, {})[r.team] = r.access
         return out
+
+
+def _with_version(text: str, version: str) -> str:
+    """The YAML text with its top-level `version:` set (added when missing)."""
+    import re
+
+    line = f'version: "{version}"'
+    pattern = re.compile(r"^version:[^\n]*$", re.MULTILINE)
+    if pattern.search(text):
+        return pattern.sub(line, text, count=1)
+    return f"{line}\n{text}"

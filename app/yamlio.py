@@ -25,8 +25,9 @@ class ParsedYaml:
 
 def parse_yaml(text: str) -> ParsedYaml:
     """Parse YAML text; syntax errors and duplicate keys become issues, never exceptions."""
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader refuses control characters right here
         node = loader.get_single_node()
         if node is None:
             return ParsedYaml(None)
@@ -42,11 +43,20 @@ def parse_yaml(text: str) -> ParsedYaml:
                                               f"YAML syntax error: {problem}",
                                               "check the indentation and quoting here",
                                               line, column)])
+    except yaml.reader.ReaderError as e:
+        code = e.character if isinstance(e.character, int) else ord(e.character[:1] or "?")
+        before = text[:e.position]
+        line, column = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+        return ParsedYaml(None, issues=[Issue(
+            Level.ERROR, "yaml-syntax", "",
+            f"YAML syntax error: control character #x{code:04x} is not allowed",
+            "remove the control character or quote it as an escape", line, column)])
     except yaml.YAMLError as e:
         return ParsedYaml(None, issues=[Issue(Level.ERROR, "yaml-syntax", "",
                                               f"YAML error: {e}")])
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _walk(node: yaml.Node, path: str, out: ParsedYaml) -> None:

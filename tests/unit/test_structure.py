@@ -789,3 +789,12 @@ def test_an_assignee_that_is_neither_text_nor_team_and_role_is_an_error() -> Non
     assert found == [("bad-assignee", "steps[0].assignees[0]"),
                      ("bad-assignee", "steps[0].assignees[1]"),
                      ("unknown-key", "steps[0].assignees[2].rank")]
+
+
+def test_a_control_character_is_a_syntax_issue_with_its_line() -> None:
+    from app.yamlio import parse_yaml
+    parsed = parse_yaml("name: x\ndescription: bad \x07 bell\n")
+    assert parsed.data is None
+    [issue] = parsed.issues
+    assert (issue.code, issue.line, issue.column) == ("yaml-syntax", 2, 18)
+    assert "#x0007" in issue.message
