@@ -32,6 +32,7 @@ def serve(settings: Settings, redis_url: str, host: str, port: int,
 
     from app.api import build_router
     from app.bootstrap import bootstrap
+    from app.oidc import build_oidc_router
     from app.web_auth import build_auth_router
     from pages import register_pages
     from pages.shell import set_container
@@ -40,6 +41,7 @@ def serve(settings: Settings, redis_url: str, host: str, port: int,
     container = _Late()
     app.include_router(build_router(container))
     app.include_router(build_auth_router(container))
+    app.include_router(build_oidc_router(container, settings))
     app.add_static_files("/static", str(STATIC))
 
     async def startup() -> None:
