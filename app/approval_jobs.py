@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.notify import NotifyError
 from app.repositories import WakeupRepository
 from app.runtime import job_id
 from app.tables import ApprovalRow
@@ -74,17 +73,9 @@ async def _escalate(c: Any, row: ApprovalRow) -> None:
 
 
 async def _tell(c: Any, row: ApprovalRow, what: str, recipients: list[str]) -> None:
-    if not recipients:
-        log.info("approval %s %s; nobody to email", row.id, what)
-        return
-    message = (f"The approval request '{row.title}' ({row.process_name}, step {row.step_id}) "
-               f"{what}.\nDeadline: {row.deadline}\nDecide with: trinity approvals decide "
-               f"{row.id} --decision approved|rejected|needs_changes --as YOU")
-    try:
-        await c.notifier.send("email", message, recipients=recipients,
-                              subject=f"Approval {what}: {row.title}")
-    except NotifyError as e:  # a reminder that cannot be sent must not fail anything
-        log.warning("approval %s: could not email %s: %s", row.id, recipients, e.message)
+    from app.approval_links import tell_deciders
+
+    await tell_deciders(c, row, what, recipients)
 
 
 async def _pending(c: Any, execution_id: str, step_id: str) -> ApprovalRow | None:

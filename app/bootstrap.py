@@ -129,6 +129,9 @@ async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
 
     container.subscriptions = SubscriptionService(db, dispatcher)
     runtime.observers.append(container.subscriptions.fan_out)
+    from app.approval_links import notify_assignees
+
+    runtime.observers.append(notify_assignees(container))
     from app.audit import AuditLog
     from app.guard import Guard
     from app.identity import Identity

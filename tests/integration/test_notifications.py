@@ -464,3 +464,36 @@ async def test_input_text_that_looks_like_an_env_reference_is_sent_as_written(
 
     assert hooks.received and hooks.received[0]["message"] == (
         "Note: ${TRINITY_SMTP_PASSWORD}"), final.error
+
+
+# --- approval requests tell their deciders -------------------------------------------------
+
+ASK = """
+name: ask-jo
+steps:
+  - id: sign-off
+    type: human_approval
+    title: Sign off the quarter
+    assignees: [jo@acme.test]
+"""
+
+
+async def test_an_opened_approval_emails_its_deciders_a_signed_link_to_the_request(
+        container: Any, in_process_worker: Any, mail_server: MailServer) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from app.approval_links import verify_link
+    from tests.integration.conftest import wait_for
+
+    imported = await container.definitions.import_text(ASK, publish=True)
+    await container.executions.start(imported.row, {}, "test")
+
+    await wait_for(lambda: mail_server.received, timeout=30)
+    [mail] = mail_server.received
+    assert mail.rcpt_tos == ["jo@acme.test"]
+    assert mail.message["Subject"] == "Approval is waiting for your decision: Sign off the quarter"
+    link = next(w for w in mail.body.split() if "/inbox?request=" in w)
+    query = parse_qs(urlsplit(link).query)
+    [request], [sig] = query["request"], query["sig"]
+    assert verify_link(container.settings, request, sig)
+    assert not verify_link(container.settings, request + "x", sig)
