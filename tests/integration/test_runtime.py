@@ -227,13 +227,15 @@ async def test_a_paused_execution_dispatches_nothing_until_resumed(
     from app.agents_admin import upsert_agent
     from tests.integration.conftest import wait_for
 
-    await upsert_agent(container.db, "steady", "demo", {"latency": 0.5})
-    text = FLAKY.replace("agent: shaky", "agent: steady")
+    # long enough that the pause lands while the first step runs, even on a busy machine
+    await upsert_agent(container.db, "steady", "demo", {"latency": 2.0})
+    text = FLAKY.replace("agent: shaky", "agent: steady").replace(
+        "agent: demo-echo", "agent: steady", 1)  # the first step is the slow one
     x = await _start(container, text)
 
     async def first_running() -> bool:
         _row, cur = await container.executions.get(x.id)
-        return cur.steps["first"].status.value in ("running", "completed")
+        return cur.steps["first"].status.value == "running"
     await wait_for(first_running, 20, what="the first step")
     await container.executions.pause(x.id, "operator")
 
