@@ -91,8 +91,8 @@ def test_an_unknown_address_shows_the_not_found_page(page: Page) -> None:
 
 def test_an_api_token_made_on_the_account_page_drives_the_remote_cli_until_revoked(
         page: Page, server: TrinityServer) -> None:
-    add_user(server, "olga", "*:operator")
-    sign_in(page, "olga", PASSWORD, "/account")
+    add_user(server, "tomas", "*:operator")
+    sign_in(page, "tomas", PASSWORD, "/account")
     page.get_by_test_id("token-name").fill("laptop")
     page.get_by_test_id("token-create").click()
     token = page.get_by_test_id("token-value").inner_text().strip()
