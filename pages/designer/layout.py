@@ -1,13 +1,15 @@
 """Layered left-to-right layout for a process graph without stored positions.
 
-Each node's layer is its longest distance from a source; nodes inside a layer are ordered by
-the barycentre of their neighbours in the previous layer (a few sweeps), then laid out on a
+Each node's layer is its longest distance from a source; an edge that skips layers holds a
+place (a lane) in each layer it crosses; nodes and lanes inside a layer are ordered by the
+barycentre of their neighbours in the previous layer (a few sweeps), then laid out on a
 grid. Pure function of the graph, so the same YAML always gets the same picture.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from itertools import pairwise
 
 import networkx as nx
 
@@ -28,13 +30,33 @@ def layered_layout(nodes: Iterable[str], edges: Iterable[tuple[str, str]],
     if not nx.is_directed_acyclic_graph(g):
         g = _acyclic(g, rank)
     layers = _layers(g, rank)
+    g = _with_lanes(g, layers)
     _order_by_barycentre(g, layers)
     tallest = max((len(layer) for layer in layers), default=0)
     out: dict[str, tuple[int, int]] = {}
     for x, layer in enumerate(layers):
         top = (tallest - len(layer)) * ROW // 2
         for y, node in enumerate(layer):
-            out[node] = (origin[0] + x * COLUMN, origin[1] + top + y * ROW)
+            if node in rank:  # not a lane
+                out[node] = (origin[0] + x * COLUMN, origin[1] + top + y * ROW)
+    return out
+
+
+def _with_lanes(g: nx.DiGraph, layers: list[list[str]]) -> nx.DiGraph:
+    """An edge that skips layers gets a placeholder (a lane) in each layer it crosses, so
+    the ordering keeps a row free for it: without one, a gateway's route to a later step
+    ran straight behind the step in between and hid its condition label."""
+    level = {n: i for i, layer in enumerate(layers) for n in layer}
+    out = nx.DiGraph()
+    out.add_nodes_from(g)
+    for u, v in g.edges:
+        chain = [u]
+        for i in range(level[u] + 1, level[v]):
+            lane = f"\0{u}\0{v}\0{i}"  # \0 never occurs in a step id
+            layers[i].append(lane)
+            chain.append(lane)
+        chain.append(v)
+        out.add_edges_from(pairwise(chain))
     return out
 
 

@@ -120,7 +120,8 @@ class Designer:
         with ui.column().classes("w-full gap-2").props('data-testid="designer"'):
             self._toolbar()
             with ui.row().classes("w-full no-wrap items-stretch gap-2").style("height: 70vh"):
-                self._palette()
+                if not self.read_only:  # nothing can be dropped: the canvas gets the room
+                    self._palette()
                 with ui.splitter(value=62).classes("grow h-full") as split:
                     with split.before:
                         self.canvas = ProcessDesigner(self.model.graph(),
@@ -352,10 +353,14 @@ class Designer:
                                  autocomplete=self._references(None)).classes("w-full").props(
                 'data-testid="prop-edge-condition"')
             condition.props["hint"] = field.doc
-            condition.on("blur", lambda: self.edge_label({"id": eid, "label": condition.value}))
-            condition.on("keydown.enter",
-                         lambda: self.edge_label({"id": eid, "label": condition.value}))
-            if gateway.get("gateway_type") != "parallel":
+            if self.read_only:  # shown, not editable (it once answered each blur "read only")
+                condition.disable()
+            else:
+                condition.on("blur", lambda: self.edge_label({"id": eid,
+                                                              "label": condition.value}))
+                condition.on("keydown.enter",
+                             lambda: self.edge_label({"id": eid, "label": condition.value}))
+            if gateway.get("gateway_type") != "parallel" and not self.read_only:
                 ui.button("Make default route", icon="alt_route",
                           on_click=lambda: self._apply(lambda: self.model.set_default(eid))
                           ).props('flat data-testid="prop-edge-default"')

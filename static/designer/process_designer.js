@@ -67,6 +67,7 @@ export default {
       nodeTypes: { trinity: markRaw(TrinityNode) },
       labelEditor: null,
       fitted: false,
+      viewReady: false, // data-ready on the root: the first fit is done (for tests)
     };
   },
   provide() {
@@ -88,10 +89,16 @@ export default {
       const f = this.flow;
       const wantNodes = new Map(graph.nodes.map((n) => [n.id, n]));
       const wantEdges = new Map(graph.edges.map((e) => [e.id, e]));
-      const goneEdges = f.getEdges.value.filter((e) => !wantEdges.has(e.id)).map((e) => e.id);
+      const goneEdges = f.getEdges.value.filter((e) => !wantEdges.has(e.id));
       const goneNodes = f.getNodes.value.filter((n) => !wantNodes.has(n.id)).map((n) => n.id);
-      if (goneEdges.length) f.removeEdges(goneEdges);
-      if (goneNodes.length) f.removeNodes(goneNodes, false);
+      // Applied as changes, not through removeEdges/removeNodes: those skip elements marked
+      // `deletable: false`, so the derived start/end edges stayed drawn once a step got a
+      // predecessor or a successor.
+      if (goneEdges.length) {
+        f.applyEdgeChanges(goneEdges.map((e) => ({ type: "remove", id: e.id, source: e.source,
+          target: e.target, sourceHandle: e.sourceHandle, targetHandle: e.targetHandle })));
+      }
+      if (goneNodes.length) f.applyNodeChanges(goneNodes.map((id) => ({ type: "remove", id })));
       const newNodes = [];
       for (const n of graph.nodes) {
         const have = f.findNode(n.id);
@@ -116,10 +123,17 @@ export default {
       this.flow.setEdges([]);
       this.flow.setNodes(graph.nodes);
       this.flow.setEdges(graph.edges);
+      // A new graph is fitted again once its nodes are measured (onReady); data-ready says
+      // when. The timer covers a graph whose nodes Vue Flow does not measure again.
       this.fitted = false;
+      this.viewReady = false;
+      setTimeout(() => { if (!this.viewReady) this.fitOnce(); }, 1500);
       this.paintEdgeErrors();
     },
-    fitView() { this.flow.fitView({ padding: 0.15 }); },
+    // Never zoom in past 100 %: a new process (just start and end) would open at 250 %, and
+    // steps dropped then landed on top of each other.
+    fitView() { this.flow.fitView({ padding: 0.15, maxZoom: 1 }); },
+    fitOnce() { this.fitted = true; this.fitView(); this.viewReady = true; },
     focus(id) {
       const node = this.flow.findNode(id);
       const edge = node ? null : this.flow.findEdge(id);
@@ -203,13 +217,17 @@ export default {
     },
     onReady() {
       // The splitter may still be sizing the pane: fit once the layout has settled.
-      if (!this.fitted) { this.fitted = true; setTimeout(() => this.fitView(), 120); }
+      if (!this.fitted) {
+        this.fitted = true;
+        setTimeout(() => this.fitOnce(), 120);
+      }
       this.paintEdgeErrors();
       this.$emit("ready", {});
     },
   },
   template: `
     <div class="trinity-designer" tabindex="0" data-testid="designer-canvas"
+         :data-ready="viewReady ? 'true' : 'false'"
          @drop.prevent.stop="onDrop" @dragover.prevent="onDragOver" @keydown="onKey">
       <VueFlow :id="flowId" :nodes="initialNodes" :edges="initialEdges" :node-types="nodeTypes"
                :snap-to-grid="true" :snap-grid="[20, 20]" :delete-key-code="null"

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from nicegui import ui
 from nicegui.testing.user import User
+from nicegui.testing.user_interaction import UserInteraction
 from nicegui.testing.user_simulation import user_simulation
 
 from pages.designer.element import ProcessDesigner
@@ -39,6 +42,7 @@ class Harness:
         self.designer: Designer | None = None
         self.saved: list[str] = []
         self.runs: list[tuple[str, dict[str, Any]]] = []
+        self.read_only = False
 
     async def root(self) -> None:
         async def save(text: str) -> str | None:
@@ -51,7 +55,7 @@ class Harness:
         self.designer = await designer_view(
             yaml_text=self.text, name="new-one", agents=["demo-writer", "demo-reviewer"],
             assignees=["alice", "team:editors"], on_save=save, on_publish=save,
-            on_test_run=test_run)
+            on_test_run=test_run, read_only=self.read_only)
 
     @property
     def d(self) -> Designer:
@@ -230,6 +234,72 @@ async def test_the_test_run_form_comes_from_the_typed_inputs(user: User,
     assert harness.runs == [(harness.d.model.text, {"topic": "remote work", "words": 300})]
 
 
+async def test_the_reference_menu_of_a_template_field_is_built_when_it_opens(
+        user: User, harness: Harness) -> None:
+    # A step of a big process once carried every reference as menu items in each of its
+    # template fields (600 elements for a 200-step process): selecting it took seconds.
+    harness.text = CHAIN + "".join(
+        f"  - id: s{i}\n    type: agent_task\n    agent: demo-writer\n    message: m\n"
+        for i in range(60))
+    await user.open("/")
+    client = harness.d.canvas.client
+    user.find(ProcessDesigner).trigger("select", {"kind": "node", "id": "b"})
+    await user.should_see(marker="prop-message")
+    items = [e for e in client.elements.values() if isinstance(e, ui.menu_item)]
+    assert items == []
+    menus = [e for e in client.elements.values() if isinstance(e, ui.menu)
+             and e.props.get("data-testid") == "insert-reference-menu"]
+    assert menus
+    message = _widget(harness, "prop-message")
+    menu = next(m for m in menus if message in _ancestors(m))
+    menu.open()
+    items = [e for e in menu.descendants() if isinstance(e, ui.menu_item)]
+    texts = [next(d.text for d in i.descendants() if hasattr(d, "text")) for i in items]
+    assert texts[:2] == ["steps.a.output", "steps.s0.output"]
+    assert len(items) == 61  # every other step
+    menu.open()  # opening again does not add them twice
+    assert len([e for e in menu.descendants() if isinstance(e, ui.menu_item)]) == 61
+    UserInteraction(user, {items[0]}, None).click()  # a menu's items count as hidden
+    assert message.value == "world{{ steps.a.output }}"
+
+
+async def test_a_read_only_route_shows_its_condition_without_a_way_to_change_it(
+        user: User, harness: Harness) -> None:
+    # The condition field of a published version's route once took input and answered
+    # each blur with "read only"; "Make default route" was offered too.
+    harness.read_only = True
+    harness.text = CHAIN + ("  - id: g\n    type: gateway\n    depends_on: b\n"
+                            "    routes:\n      - condition: input.x > 1\n        target: c\n"
+                            "  - id: c\n    type: timer\n    delay: 1m\n    depends_on: g\n")
+    await user.open("/")
+    user.find(ProcessDesigner).trigger("select", {"kind": "edge", "id": "g->c"})
+    await user.should_see("g → c")
+    condition = _widget(harness, "prop-edge-condition")
+    assert condition.value == "input.x > 1"
+    assert not condition.enabled
+    with pytest.raises(AssertionError):
+        _widget(harness, "prop-edge-default")
+    with pytest.raises(AssertionError):
+        _widget(harness, "prop-edge-delete")
+    with pytest.raises(AssertionError):  # nothing to drop: no palette
+        _widget(harness, "designer-palette")
+
+
+def test_a_route_that_skips_a_step_keeps_its_label_clear_of_that_step() -> None:
+    # (Here rather than in tests/unit: found by the browser journeys.) In the layered layout
+    # the gateway's route to a later step ran straight behind the step in between, whose box
+    # hid the condition label: content-review's quality-gate -> editor-review behind rewrite.
+    from pages.designer.layout import ROW
+    from pages.designer.model import DesignerModel
+
+    text = Path(__file__).resolve().parents[2].joinpath(
+        "examples", "content-review.yaml").read_text(encoding="utf-8")
+    p = DesignerModel(text).positions
+    assert p["quality-gate"][0] < p["rewrite"][0] < p["editor-review"][0]
+    assert p["quality-gate"][1] == p["editor-review"][1]  # the route runs straight...
+    assert abs(p["rewrite"][1] - p["editor-review"][1]) >= ROW // 2  # ...and not behind it
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 
@@ -243,3 +313,11 @@ def _by_testid(harness: Harness, testid: str) -> tuple[str, Any]:
 
 def _widget(harness: Harness, testid: str) -> Any:
     return _by_testid(harness, testid)[1]
+
+
+def _ancestors(element: Any) -> list[Any]:
+    out = []
+    while element.parent_slot is not None:
+        element = element.parent_slot.parent
+        out.append(element)
+    return out
