@@ -170,9 +170,11 @@ class Catalog:
                         ui.label(f"v{row.version}" + (f" · {r['versions']} versions"
                                                       if r["versions"] > 1 else "")).classes(
                             "text-sm text-slate-500")
-                    if row.description:
-                        ui.label(row.description.strip().splitlines()[0]).classes(
-                            "text-sm text-slate-600")
+                    if row.description:  # its first paragraph, as the markdown it is
+                        first = " ".join(row.description.strip().split("\n\n")[0].split())
+                        ui.markdown(first).classes("catalog-description text-sm "
+                                                   "text-slate-600").props(
+                            f'data-testid="description-{r["name"]}"')
                     ui.label(self._triggers(r, now)).classes("text-xs text-slate-500")
                 with ui.row().classes("gap-2 no-wrap"):
                     ui.button("Open", icon="account_tree", on_click=lambda n=r["name"]:

@@ -9,6 +9,7 @@ Keys: j/k move, a approve, r reject, c request changes. Updated live.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -127,6 +128,7 @@ class Inbox:
         self.items: list[QueueItem] = []
         self.selected: str | None = None
         self.panel: DecisionPanel | None = None
+        self._lock = asyncio.Lock()
 
     async def render(self) -> None:
         from nicegui import ui
@@ -137,6 +139,15 @@ class Inbox:
                     '<span class="kbd">a</span> approve · <span class="kbd">r</span> reject · '
                     '<span class="kbd">c</span> request changes', sanitize=False).classes(
                 "text-xs text-slate-500")
+        async with self._lock:  # listening first: nothing asked meanwhile is missed
+            live_updates(self.c, ALL, self._on_events,
+                         accept=lambda m: m.get("event") in INBOX_EVENTS, debounce=0.2)
+            await self._draw()
+        ui.keyboard(on_key=self._key)
+
+    async def _draw(self) -> None:
+        from nicegui import ui
+
         await self._reload()
         with ui.row().classes("w-full no-wrap items-start gap-4"):
             with ui.column().classes("w-96 shrink-0 gap-2"):
@@ -145,9 +156,12 @@ class Inbox:
             with ui.column().classes("grow min-w-0 gap-3"):
                 self.request = ui.refreshable(self._request)
                 await self.request()
-        ui.keyboard(on_key=self._key)
-        live_updates(self.c, ALL, self._on_events,
-                     accept=lambda m: m.get("event") in INBOX_EVENTS, debounce=0.2)
+                # the decision panel stays while the selection changes (a click on its
+                # buttons during the switch then acts on the request just selected)
+                self.panel_card = ui.card().classes("w-full p-4 gap-2")
+                self._sync_panel()
+                self.context = ui.refreshable(self._context_part)
+                await self.context()
 
     async def _reload(self) -> None:
         self.items = await load_queue(self.actor, self.c,
@@ -172,11 +186,12 @@ class Inbox:
         return [q for q in self.items if q.tab == self.tab]
 
     async def _on_events(self, _batch: list[dict[str, Any]]) -> None:
-        before = self.selected
-        await self._reload()
-        self.queue.refresh()
-        if self.selected != before or self.selected is None:
-            await self.request.refresh()
+        async with self._lock:
+            before = self.selected
+            await self._reload()
+            self.queue.refresh()
+            if self.selected != before or self.selected is None:
+                await self._show_selected()
 
     async def _switch(self, tab: str) -> None:
         if tab == self.tab:
@@ -184,12 +199,33 @@ class Inbox:
         self.tab, self.wanted, self.chosen = tab, None, True
         await self._reload()
         self.queue.refresh()
-        await self.request.refresh()
+        await self._show_selected()
 
     async def _pick(self, approval_id: str) -> None:
         self.selected, self.wanted = approval_id, None
+        self._sync_panel()  # first, before anything awaits: the buttons act on this one now
         self.queue.refresh()
+        await self._show_selected()
+
+    async def _show_selected(self) -> None:
+        self._sync_panel()
         await self.request.refresh()
+        await self.context.refresh()
+
+    def _current(self) -> QueueItem | None:
+        return next((x for x in self.items if x.id == self.selected), None)
+
+    def _sync_panel(self) -> None:
+        q = self._current()
+        self.panel_card.set_visibility(q is not None)
+        if q is None:
+            return
+        if self.panel is None:  # made on the first selection, then kept
+            with self.panel_card:
+                self.panel = DecisionPanel(self.actor, self.c, q.row, self._decided)
+                self.panel.render()
+        else:
+            self.panel.set_approval(q.row)
 
     def _queue(self) -> None:
         from nicegui import ui
@@ -235,8 +271,7 @@ class Inbox:
     async def _request(self) -> None:
         from nicegui import ui
 
-        self.panel = None
-        q = next((x for x in self.items if x.id == self.selected), None)
+        q = self._current()
         if q is None:
             if self.wanted:
                 ui.label("That request is not waiting for you: it may be decided already or "
@@ -256,9 +291,11 @@ class Inbox:
                 with ui.card().classes("w-full p-3 bg-slate-50").props(
                         f'data-testid="artifact-{i}"'):
                     ui.markdown(str(artifact)).classes("artifact-md w-full")
-            self.panel = DecisionPanel(self.actor, self.c, a, self._decided)
-            self.panel.render()
-        await self._context(q)
+
+    async def _context_part(self) -> None:
+        q = self._current()
+        if q is not None:
+            await self._context(q)
 
     async def _context(self, q: QueueItem) -> None:
         from nicegui import ui
@@ -305,7 +342,7 @@ class Inbox:
     async def _decided(self, _decision: str) -> None:
         await self._reload()
         self.queue.refresh()
-        await self.request.refresh()
+        await self._show_selected()
 
     async def _key(self, e: Any) -> None:
         if not e.action.keydown or e.modifiers.ctrl or e.modifiers.meta or e.modifiers.alt:
@@ -317,6 +354,6 @@ class Inbox:
             i = ids.index(self.selected) if self.selected in ids else -1
             i = min(i + 1, len(ids) - 1) if name == "j" else max(i - 1, 0)
             await self._pick(ids[i])
-        elif self.panel is not None and name in ("a", "r", "c"):
+        elif self.panel is not None and self._current() is not None and name in ("a", "r", "c"):
             await {"a": self.panel.approve, "r": self.panel.reject,
                    "c": self.panel.request_changes}[name]()

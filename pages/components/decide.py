@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from app.security import Denied
+from app.security import Denied, Permission, Principal, Role
 from app.services import ServiceError
-from app.tables import UserRow
+from app.tables import ExecutionRow, RoleGrantRow, UserRow
 from pages.components.actor import current_actor
 
 __all__ = ["DecisionPanel", "artifact_text", "diff_lines"]
@@ -42,21 +42,20 @@ class DecisionPanel:
         self.options = approval.options or {}
         self.comment: Any = None
         self.editor: Any = None
+        self.edit_box: Any = None
 
     def render(self) -> None:
+        """The panel's fields and buttons; `set_approval` points them at another request
+        without rebuilding them (a click during the switch is not lost)."""
         from nicegui import ui
 
-        opts = self.options
         with ui.column().classes("w-full gap-2").props('data-testid="decision-panel"'):
-            if opts.get("allow_edit"):
-                with ui.expansion("Edit the artifact before approving", icon="edit").classes(
-                        "w-full").props('data-testid="edit-artifact"'):
-                    self.editor = ui.textarea(value=artifact_text(self.a.artifacts)).classes(
-                        "w-full font-mono").props('outlined autogrow data-testid="edit-text"')
-            if opts.get("allow_comments", True):
-                needs = " (required to reject)" if opts.get("require_reason_on_reject") else ""
-                self.comment = ui.textarea(f"Comment{needs}").classes("w-full").props(
-                    'outlined autogrow data-testid="decision-comment"')
+            with ui.expansion("Edit the artifact before approving", icon="edit").classes(
+                    "w-full").props('data-testid="edit-artifact"') as self.edit_box:
+                self.editor = ui.textarea().classes("w-full font-mono").props(
+                    'outlined autogrow data-testid="edit-text"')
+            self.comment = ui.textarea("Comment").classes("w-full").props(
+                'outlined autogrow data-testid="decision-comment"')
             with ui.row().classes("gap-2"):
                 ui.button("Approve", icon="check", color="positive",
                           on_click=self.approve).props('data-testid="decide-approve"')
@@ -66,15 +65,33 @@ class DecisionPanel:
                     'outline data-testid="decide-changes"')
                 ui.button("Delegate", icon="forward_to_inbox", on_click=self.delegate).props(
                     'flat data-testid="decide-delegate"')
+        self._show()
+
+    def set_approval(self, approval: Any) -> None:
+        """Decide on `approval` from now on: its options, its artifact, an empty comment."""
+        if approval.id == self.a.id:
+            return
+        self.a, self.options = approval, approval.options or {}
+        self._show()
+
+    def _show(self) -> None:
+        opts = self.options
+        self.edit_box.set_visibility(bool(opts.get("allow_edit")))
+        self.edit_box.set_value(False)
+        self.editor.set_value(artifact_text(self.a.artifacts))
+        needs = " (required to reject)" if opts.get("require_reason_on_reject") else ""
+        self.comment.props(f'label="Comment{needs}"')
+        self.comment.set_value("")
+        self.comment.set_visibility(bool(opts.get("allow_comments", True)))
 
     # --- actions -----------------------------------------------------------------------------
 
     def _comment(self) -> str:
-        return (self.comment.value or "").strip() if self.comment is not None else ""
+        return (self.comment.value or "").strip() if self.comment.visible else ""
 
     async def approve(self) -> None:
         edited = None
-        if self.editor is not None:
+        if self.options.get("allow_edit"):
             before = artifact_text(self.a.artifacts)
             if (self.editor.value or "") != before:
                 await self._confirm_edit(before, self.editor.value or "")
@@ -86,7 +103,7 @@ class DecisionPanel:
 
         if self.options.get("require_reason_on_reject") and not self._comment():
             ui.notify("Give a reason for the rejection in the comment.", type="warning")
-            if self.comment is not None:
+            if self.comment.visible:
                 self.comment.run_method("focus")
             return
         await self._send("rejected")
@@ -96,7 +113,7 @@ class DecisionPanel:
 
         if not self._comment():
             ui.notify("Say what should change in the comment.", type="warning")
-            if self.comment is not None:
+            if self.comment.visible:
                 self.comment.run_method("focus")
             return
         await self._send("needs_changes")
@@ -139,16 +156,37 @@ class DecisionPanel:
         if decision == "approved" and not result.final:
             words = f"Approved ({result.approvals_so_far} of {self.a.required_approvals})"
         ui.notify(words, type="positive")
+        self.comment.set_value("")  # it was sent with the decision
         await self.on_done(decision)
+
+    async def _delegates(self) -> dict[str, str]:
+        """Active people who could decide the request once it is handed to them (the
+        service accepts anyone, but without approval:decide they could not act on it)."""
+        async with self.c.db.read() as s:
+            users = list((await s.execute(select(UserRow.username, UserRow.display_name).where(
+                col(UserRow.active).is_(True)).order_by(UserRow.username))).all())
+            team = (await s.execute(select(ExecutionRow.owner_team).where(
+                col(ExecutionRow.id) == self.a.execution_id))).scalar()
+            grants = list((await s.execute(select(RoleGrantRow))).scalars())
+        held: dict[str, set[tuple[str, Role]]] = {}
+        for g in grants:
+            if g.role in Role.__members__.values():
+                held.setdefault(g.username, set()).add((g.team, Role(g.role)))
+        policy = self.actor.policy
+        out = {}
+        for username, display in users:
+            if username == self.actor.p.username:
+                continue
+            p = Principal(username, frozenset(held.get(username, ())))
+            if policy.has(p, Permission.APPROVAL_DECIDE, team) or policy.has(
+                    p, Permission.APPROVAL_DECIDE):
+                out[username] = f"{username} ({display})" if display else username
+        return out
 
     async def delegate(self) -> None:
         from nicegui import ui
 
-        async with self.c.db.read() as s:
-            users = list((await s.execute(select(UserRow.username, UserRow.display_name).where(
-                col(UserRow.active).is_(True)).order_by(UserRow.username))).all())
-        options = {u: f"{u} ({d})" if d else u for u, d in users
-                   if u != self.actor.p.username}
+        options = await self._delegates()
         with ui.dialog() as dialog, ui.card().classes("w-96").props(
                 'data-testid="delegate-dialog"'):
             ui.label("Delegate this request").classes("text-lg font-semibold")

@@ -30,17 +30,25 @@ def live_updates(c: Any, key: str, refresh: Callable[[list[dict[str, Any]]], Awa
     state: dict[str, Any] = {"task": None}
 
     async def flush() -> None:
-        await asyncio.sleep(debounce)
-        batch = pending[:]
-        pending.clear()
-        state["task"] = None
-        if not batch or client.is_deleted:
-            return
+        # One refresh at a time: events that arrive while a refresh runs wait for it and
+        # make the next one. (Two overlapping refreshes can finish out of order, and the
+        # older reading of the database would then be the one left on the page.)
         try:
-            with client:
-                await refresh(batch)
-        except Exception:  # a broken refresh must not kill the hub; the log shows it
-            log.exception("live refresh failed")
+            while True:
+                await asyncio.sleep(debounce)
+                batch = pending[:]
+                pending.clear()
+                if not batch or client.is_deleted:
+                    return
+                try:
+                    with client:
+                        await refresh(batch)
+                except Exception:  # a broken refresh must not kill the hub; the log shows it
+                    log.exception("live refresh failed")
+                if not pending:
+                    return
+        finally:
+            state["task"] = None
 
     def on_event(message: dict[str, Any]) -> None:
         if accept is not None and message.get("event") != "resync" and not accept(message):

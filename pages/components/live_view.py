@@ -5,6 +5,7 @@ on a timer. Approvers with approval scope see only their approval steps."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -46,12 +47,23 @@ class LiveView:
         self.actor, self.c, self.id = actor, c, execution_id
         self.selected: str | None = None
         self.updated: list[Callable[[float], None]] = []  # bench: called with the redraw time
+        self._lock = asyncio.Lock()
 
     async def render(self) -> None:
+        # Listen before the first read: events committed while the page is being drawn
+        # would otherwise be missed, and the page would stay behind until the next one
+        # (for a run that then waits for a person: for good). They are handled once the
+        # page stands (the lock), with a fresh read.
+        async with self._lock:
+            sub = live_updates(self.c, self.id, self._on_events)
+            if not await self._draw():
+                sub.close()
+
+    async def _draw(self) -> bool:
         from nicegui import ui
 
         if not await self._load():
-            return
+            return False
         self.header = ui.refreshable(self._header)
         await self.header()
         with ui.card().classes("w-full p-2"):
@@ -78,7 +90,7 @@ class LiveView:
             with ui.tab_panel(t_events):
                 self.events = ui.refreshable(self._events)
                 self.events()
-        live_updates(self.c, self.id, self._on_events)
+        return True
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -136,6 +148,10 @@ class LiveView:
             ui.link("Back to executions", "/executions")
 
     async def _on_events(self, batch: list[dict[str, Any]]) -> None:
+        async with self._lock:  # an action's redraw and a live one never interleave
+            await self._redraw()
+
+    async def _redraw(self) -> None:
         started = time.perf_counter()
         if not await self._load():
             return
@@ -291,8 +307,13 @@ class LiveView:
                 ui.label(s["name"]).classes("text-lg font-semibold")
                 status_chip(s["status"])
                 ui.label(step.type.value.replace("_", " ")).classes("text-xs text-slate-500")
-            if step.description:
-                ui.label(step.description).classes("text-sm text-slate-600")
+            approval = self.approvals.get(s["id"])
+            # an approval's description is a template: show it as rendered for the request
+            about = approval.description if approval is not None and approval.description \
+                else step.description
+            if about:
+                ui.markdown(about).classes("text-sm text-slate-600").props(
+                    'data-testid="step-description"')
             for line in await self._facts(s, step):
                 ui.label(line).classes("text-sm")
             if s["error"]:
@@ -357,10 +378,11 @@ class LiveView:
             or "anyone who may approve"
         with ui.column().classes("w-full gap-1 p-2 rounded bg-amber-50").props(
                 'data-testid="approval-state"'):
-            due = until(a.deadline, self.c.runtime.clock())
+            due = f" · {until(a.deadline, self.c.runtime.clock())}" \
+                if a.status == "pending" else ""  # a closed request is due no more
             ui.label(f"Approval: {STATUS_WORDS.get(a.status, a.status)} · "
                      f"{len([d for d in mine if d.decision == 'approved'])} of "
-                     f"{a.required_approvals} approvals · {due}").classes("text-sm font-medium")
+                     f"{a.required_approvals} approvals{due}").classes("text-sm font-medium")
             ui.label(f"Who may decide: {who}").classes("text-sm")
             for d in mine:
                 ui.label(f"{d.decided_by}: {STATUS_WORDS.get(d.decision, d.decision)}"
