@@ -345,10 +345,25 @@ class Actor:
         if not self.policy.has(self.p, P.APPROVAL_DELEGATE):
             await self.denied(P.APPROVAL_DELEGATE.value, "approval", approval_id)
             raise Denied("you lack approval:delegate", P.APPROVAL_DELEGATE)
+        await self._check_delegate(approval_id, to_user)
         row = await self.c.approvals.delegate(approval_id, self.p.username, to_user, reason)
         await self._audit("approval.delegated", "approval", approval_id,
                           {"to": to_user, "reason": reason})
         return row
+
+    async def _check_delegate(self, approval_id: str, to_user: str) -> None:
+        """A request may only be handed to an active person who could decide it: else it
+        would sit with someone who cannot act on it."""
+        row, _ = await self.c.approvals.get(approval_id)
+        execution = await self.c.executions.get(row.execution_id)
+        target = await self.g.identity.principal(to_user)
+        if target is None:
+            raise ServiceError(f"there is no active user named '{to_user}'")
+        if not self.policy.has(target, P.APPROVAL_DECIDE, execution[0].owner_team) and \
+                not self.policy.has(target, P.APPROVAL_DECIDE):
+            raise ServiceError(f"{to_user} may not decide approvals (needs the approver role "
+                               f"in team '{execution[0].owner_team or 'any'}'), so the "
+                               "request cannot be delegated to them")
 
     # --- agents ----------------------------------------------------------------------------
 

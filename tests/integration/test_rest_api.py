@@ -302,6 +302,20 @@ async def test_delegation_hands_a_request_on(world: World) -> None:
     assert answer.status_code == 200 and answer.json()["delegated_to"] == "bob"
 
 
+async def test_a_request_cannot_be_delegated_to_someone_who_could_not_decide_it(
+        world: World) -> None:
+    approval_id = await _approval_id(world, await _start_payroll(world))
+    await world.c.identity.create_user("vic", None, roles=[("finance", "viewer")])
+    for to, says in (("vic", "may not decide approvals"), ("no-such-person", "no active user")):
+        answer = await world.as_("approver", "POST",
+                                 f"/api/v1/approvals/{approval_id}/delegate",
+                                 json={"to": to, "reason": "holiday"})
+        assert answer.status_code in (400, 409, 422), answer.text
+        assert says in answer.json()["error"]["message"]
+    row, _ = await world.c.approvals.get(approval_id)
+    assert row.status == "pending"
+
+
 # --- agents, admin views, webhooks ---------------------------------------------------------
 
 
