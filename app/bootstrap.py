@@ -143,7 +143,8 @@ async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
         runtime, agents, container.lookup_agent,
         worker_name or f"{socket.gethostname()}:{os.getpid()}", settings.lease_seconds,
         performers={StepType.NOTIFICATION: _notification(notifier),
-                    StepType.SUB_PROCESS: _sub_process(container)})
+                    StepType.SUB_PROCESS: _sub_process(container)},
+        max_parallel=settings.worker_max_jobs)
     return container
 
 
