@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.runtime import Runtime, new_id
 from app.services import NotFound, ServiceError
@@ -39,27 +39,27 @@ class Decision:
     approvals_so_far: int
 
 
-async def approval_rows_hook(s: AsyncSession, x: ProcessExecution,
-                             definition: ProcessDefinition, commands: Sequence[Command],
-                             events: Sequence[Event], now: datetime) -> None:
+def approval_rows_hook(s: Session, x: ProcessExecution,
+                       definition: ProcessDefinition, commands: Sequence[Command],
+                       events: Sequence[Event], now: datetime) -> None:
     """Keep `approvals` in step with the execution (runs inside every transition)."""
     for c in commands:
         if isinstance(c, RequestApproval):
-            await _open(s, x, definition, c, now)
+            _open(s, x, definition, c, now)
     touched = {getattr(e, "step_id", "") for e in events} - {""}
     for step_id in touched:
         step = definition.by_id.get(step_id)
         if step is not None and isinstance(step.spec, Approval) and \
                 x.steps[step_id].status is not StepStatus.WAITING_APPROVAL:
-            await _close(s, x, step_id, events, now)
+            _close(s, x, step_id, events, now)
     if x.status.is_terminal:
-        await s.execute(update(ApprovalRow).where(
+        s.execute(update(ApprovalRow).where(
             ApprovalRow.execution_id == x.id, ApprovalRow.status == "pending")
             .values(status="cancelled", decided_at=now))
 
 
-async def _open(s: AsyncSession, x: ProcessExecution, definition: ProcessDefinition,
-                c: RequestApproval, now: datetime) -> None:
+def _open(s: Session, x: ProcessExecution, definition: ProcessDefinition,
+          c: RequestApproval, now: datetime) -> None:
     st = x.steps[c.step_id]
     spec = definition.step(c.step_id).spec
     assert isinstance(spec, Approval) and st.approval is not None
@@ -80,8 +80,8 @@ async def _open(s: AsyncSession, x: ProcessExecution, definition: ProcessDefinit
                  "timeout_seconds": (c.deadline - now).total_seconds() if c.deadline else None}))
 
 
-async def _close(s: AsyncSession, x: ProcessExecution, step_id: str, events: Sequence[Event],
-                 now: datetime) -> None:
+def _close(s: Session, x: ProcessExecution, step_id: str, events: Sequence[Event],
+           now: datetime) -> None:
     status = "cancelled"
     for e in events:
         if getattr(e, "step_id", None) != step_id:
@@ -90,7 +90,7 @@ async def _close(s: AsyncSession, x: ProcessExecution, step_id: str, events: Seq
             status = e.decision
         elif isinstance(e, ApprovalTimedOut) and status == "cancelled":
             status = "timed_out"
-    await s.execute(update(ApprovalRow).where(
+    s.execute(update(ApprovalRow).where(
         ApprovalRow.execution_id == x.id, ApprovalRow.step_id == step_id,
         ApprovalRow.status == "pending").values(status=status, decided_at=now))
 

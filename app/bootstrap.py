@@ -112,7 +112,7 @@ async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
     runtime = Runtime(db, dispatcher, utcnow, settings.lease_seconds)
     definitions = DefinitionService(runtime)
     executions = ExecutionService(runtime, definitions)
-    agents = AgentGateway(redis)
+    agents = AgentGateway(redis, block_size=settings.worker_max_jobs)
     notifier = Notifier(SmtpSettings.from_env(), settings.webhook_url)
     container = Container(settings, db, redis, dispatcher, runtime, definitions, executions,
                           agents, notifier, None,  # type: ignore[arg-type]
@@ -146,7 +146,8 @@ async def bootstrap(settings: Any, redis_url: str, run_migrations: bool = True,
         runtime, agents, container.lookup_agent,
         worker_name or f"{socket.gethostname()}:{os.getpid()}", settings.lease_seconds,
         performers={StepType.NOTIFICATION: _notification(notifier),
-                    StepType.SUB_PROCESS: _sub_process(container)})
+                    StepType.SUB_PROCESS: _sub_process(container)},
+        max_parallel=settings.worker_max_jobs)
     return container
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.tables import AgentRow, DefinitionRow, EventRow, ExecutionRow, StepRunRow, WakeupRow
 from engine.definition import ProcessDefinition
@@ -20,6 +21,7 @@ __all__ = [
     "ConcurrentUpdate",
     "DefinitionRepository",
     "ExecutionRepository",
+    "ExecutionStore",
     "parsed_definition",
 ]
 
@@ -83,82 +85,16 @@ class ExecutionRepository:
             q = q.with_for_update()
         return (await self.s.execute(q)).scalars().first()
 
-    async def lock_head(self, execution_id: str) -> Any:
-        """(id, definition_id, version, snapshot_seq) locked for update: the hot path of
-        every transition, so plain columns, no ORM object and no snapshot."""
-        return (await self.s.execute(_LOCK, {"key_id": execution_id})).first()
-
-    async def snapshot_of(self, execution_id: str) -> Any:
-        return (await self.s.execute(_SNAPSHOT, {"key_id": execution_id})).first()
-
     async def to_domain(self, row: ExecutionRow) -> ProcessExecution:
         return await self.rebuild(row.id, row.snapshot, row.snapshot_seq)
-
-    def add_new(self, x: ProcessExecution, definition_id: str, events: Sequence[Event],
-                retry_of: str | None = None, priority: str = "normal",
-                owner_team: str | None = None) -> ExecutionRow:
-        created = next(e for e in events if isinstance(e, ExecutionCreated))
-        row = ExecutionRow(id=x.id, definition_id=definition_id, process_name=x.process_name,
-                           process_version=x.process_version, status=x.status.value,
-                           version=0, input=x.input, snapshot=x.to_dict(),
-                           snapshot_seq=x.event_count, retry_of=retry_of,
-                           priority=priority, triggered_by=created.triggered_by,
-                           started_by=created.started_by, parent_id=created.parent_id,
-                           parent_step_id=created.parent_step_id, created_at=x.created_at,
-                           owner_team=owner_team)
-        self.s.add(row)
-        return row
-
-    async def save(self, x: ProcessExecution, events: Sequence[Event], expected_version: int,
-                   now: datetime, snapshot_seq: int) -> int:
-        """Write the new state's columns, its events and step runs; refuse a stale version.
-        The full snapshot is rewritten only every SNAPSHOT_EVERY events and at the end.
-        Returns the snapshot sequence now stored."""
-        values = _row_values(x, now)
-        values.update(new_version=expected_version + 1, key_id=x.id,
-                      key_version=expected_version)
-        statement = _SAVE
-        if x.status.is_terminal or x.event_count - snapshot_seq >= SNAPSHOT_EVERY:
-            values.update(snapshot=x.to_dict(), snapshot_seq=x.event_count)
-            statement, snapshot_seq = _SAVE_SNAPSHOT, x.event_count
-        result = await self.s.execute(statement, values)
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise ConcurrentUpdate(f"execution {x.id} changed concurrently")
-        first_seq = x.event_count - len(events) + 1
-        await self.s.execute(_EVENT_INSERT, [
-            {"execution_id": x.id, "seq": first_seq + i, "name": e.name,
-             "step_id": getattr(e, "step_id", None) or None, "data": e.to_dict(), "at": e.at}
-            for i, e in enumerate(events)])
-        await self._write_step_runs(x, _touched_steps(events))
-        return snapshot_seq
 
     async def rebuild(self, execution_id: str, snapshot: Any, snapshot_seq: int
                       ) -> ProcessExecution:
         """The current state: the stored snapshot plus the events recorded after it."""
-        x = ProcessExecution.from_dict(snapshot)
-        if x.event_count != snapshot_seq:
-            raise RuntimeError(f"execution {execution_id}: snapshot holds {x.event_count} "
-                               f"events but claims {snapshot_seq}")
+        x = _from_snapshot(execution_id, snapshot, snapshot_seq)
         rows = await self.s.execute(_EVENTS_AFTER, {"key_id": execution_id,
                                                     "after": snapshot_seq})
-        for (data,) in rows:
-            x._apply(event_from_dict(data))
-        return x
-
-    async def _write_step_runs(self, x: ProcessExecution, step_ids: Iterable[str]) -> None:
-        """One upsert per attempt of each touched step (no read needed)."""
-        rows = []
-        for step_id in step_ids:
-            for a in x.steps[step_id].attempts:
-                lease = None if a.finished_at is not None else a.started_at + self.lease
-                rows.append({"execution_id": x.id, "step_id": step_id, "visit": a.visit,
-                             "attempt": a.number, "status": a.status,
-                             "started_at": a.started_at, "finished_at": a.finished_at,
-                             "error_code": a.error_code, "error_message": a.error_message,
-                             "cost": str(a.cost), "tokens": a.tokens, "worker": a.worker,
-                             "lease_expires_at": lease})
-        if rows:
-            await self.s.execute(_step_run_upsert(_dialect(self.s)), rows)
+        return _replayed(x, rows)
 
     async def set_lease(self, execution_id: str, step_id: str, visit: int, attempt: int,
                         expires: datetime, worker: str | None = None) -> bool:
@@ -200,15 +136,102 @@ class ExecutionRepository:
         return {status: n for status, n in (await self.s.execute(q)).all()}
 
 
+class ExecutionStore:
+    """The writes of a transition, on a synchronous session: `Database.transact` runs them
+    in one thread hop on SQLite and in the async session's greenlet on PostgreSQL."""
+
+    def __init__(self, session: Session, lease_seconds: float = 15.0) -> None:
+        self.s = session
+        self.lease = timedelta(seconds=lease_seconds)
+
+    def lock_head(self, execution_id: str) -> Any:
+        """(id, definition_id, version, snapshot_seq) locked for update: the hot path of
+        every transition, so plain columns, no ORM object and no snapshot."""
+        return self.s.execute(_LOCK, {"key_id": execution_id}).first()
+
+    def current(self, execution_id: str) -> ProcessExecution:
+        """The stored snapshot plus the events recorded after it."""
+        snapshot, snapshot_seq = self.s.execute(_SNAPSHOT, {"key_id": execution_id}).one()
+        x = _from_snapshot(execution_id, snapshot, snapshot_seq)
+        return _replayed(x, self.s.execute(_EVENTS_AFTER, {"key_id": execution_id,
+                                                           "after": snapshot_seq}))
+
+    def definition(self, definition_id: str) -> DefinitionRow | None:
+        return self.s.get(DefinitionRow, definition_id)
+
+    def add_new(self, x: ProcessExecution, definition_id: str, events: Sequence[Event],
+                retry_of: str | None = None, priority: str = "normal",
+                owner_team: str | None = None) -> ExecutionRow:
+        created = next(e for e in events if isinstance(e, ExecutionCreated))
+        row = ExecutionRow(id=x.id, definition_id=definition_id, process_name=x.process_name,
+                           process_version=x.process_version, status=x.status.value,
+                           version=0, input=x.input, snapshot=x.to_dict(),
+                           snapshot_seq=x.event_count, retry_of=retry_of,
+                           priority=priority, triggered_by=created.triggered_by,
+                           started_by=created.started_by, parent_id=created.parent_id,
+                           parent_step_id=created.parent_step_id, created_at=x.created_at,
+                           owner_team=owner_team)
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def save(self, x: ProcessExecution, events: Sequence[Event], expected_version: int,
+             now: datetime, snapshot_seq: int) -> int:
+        """Write the new state's columns, its events and step runs; refuse a stale version.
+        The full snapshot is rewritten only every SNAPSHOT_EVERY events and at the end.
+        Returns the snapshot sequence now stored."""
+        values = _row_values(x, now)
+        values.update(new_version=expected_version + 1, key_id=x.id,
+                      key_version=expected_version)
+        statement = _SAVE
+        if x.status.is_terminal or x.event_count - snapshot_seq >= SNAPSHOT_EVERY:
+            values.update(snapshot=x.to_dict(), snapshot_seq=x.event_count)
+            statement, snapshot_seq = _SAVE_SNAPSHOT, x.event_count
+        result = self.s.execute(statement, values)
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConcurrentUpdate(f"execution {x.id} changed concurrently")
+        first_seq = x.event_count - len(events) + 1
+        self.s.execute(_EVENT_INSERT, [
+            {"execution_id": x.id, "seq": first_seq + i, "name": e.name,
+             "step_id": getattr(e, "step_id", None) or None, "data": e.to_dict(), "at": e.at}
+            for i, e in enumerate(events)])
+        self._write_step_runs(x, _touched_steps(events))
+        return snapshot_seq
+
+    def add_wakeup(self, execution_id: str, step_id: str, kind: str, key: str,
+                   due_at: datetime, now: datetime) -> None:
+        existing = self.s.execute(_wakeup_query(execution_id, step_id, kind, key)
+                                  ).scalars().first()
+        if existing is None:
+            self.s.add(WakeupRow(execution_id=execution_id, step_id=step_id, kind=kind,
+                                 key=key, due_at=due_at, created_at=now))
+        else:
+            existing.due_at, existing.done = due_at, False
+
+    def _write_step_runs(self, x: ProcessExecution, step_ids: Iterable[str]) -> None:
+        """One upsert per attempt of each touched step (no read needed)."""
+        rows = []
+        for step_id in step_ids:
+            for a in x.steps[step_id].attempts:
+                lease = None if a.finished_at is not None else a.started_at + self.lease
+                rows.append({"execution_id": x.id, "step_id": step_id, "visit": a.visit,
+                             "attempt": a.number, "status": a.status,
+                             "started_at": a.started_at, "finished_at": a.finished_at,
+                             "error_code": a.error_code, "error_message": a.error_message,
+                             "cost": str(a.cost), "tokens": a.tokens, "worker": a.worker,
+                             "lease_expires_at": lease})
+        if rows:
+            self.s.execute(_step_run_upsert(_dialect(self.s)), rows)
+
+
 class WakeupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
     async def add(self, execution_id: str, step_id: str, kind: str, key: str,
                   due_at: datetime, now: datetime) -> None:
-        existing = (await self.s.execute(select(WakeupRow).where(
-            WakeupRow.execution_id == execution_id, WakeupRow.step_id == step_id,
-            WakeupRow.kind == kind, WakeupRow.key == key))).scalars().first()
+        existing = (await self.s.execute(_wakeup_query(execution_id, step_id, kind, key)
+                                         )).scalars().first()
         if existing is None:
             self.s.add(WakeupRow(execution_id=execution_id, step_id=step_id, kind=kind,
                                  key=key, due_at=due_at, created_at=now))
@@ -271,7 +294,27 @@ _EVENTS_AFTER = (select(_EVENTS.c.data)
 _UPSERTS: dict[str, Any] = {}
 
 
-def _dialect(session: AsyncSession) -> str:
+def _wakeup_query(execution_id: str, step_id: str, kind: str, key: str) -> Any:
+    return select(WakeupRow).where(WakeupRow.execution_id == execution_id,
+                                   WakeupRow.step_id == step_id, WakeupRow.kind == kind,
+                                   WakeupRow.key == key)
+
+
+def _from_snapshot(execution_id: str, snapshot: Any, snapshot_seq: int) -> ProcessExecution:
+    x = ProcessExecution.from_dict(snapshot)
+    if x.event_count != snapshot_seq:
+        raise RuntimeError(f"execution {execution_id}: snapshot holds {x.event_count} "
+                           f"events but claims {snapshot_seq}")
+    return x
+
+
+def _replayed(x: ProcessExecution, rows: Iterable[Any]) -> ProcessExecution:
+    for (data,) in rows:
+        x._apply(event_from_dict(data))
+    return x
+
+
+def _dialect(session: AsyncSession | Session) -> str:
     bind = session.bind
     return bind.dialect.name if bind is not None else "sqlite"
 

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.repositories import (
     ConcurrentUpdate,
     DefinitionRepository,
     ExecutionRepository,
-    WakeupRepository,
+    ExecutionStore,
     parsed_definition,
 )
 from app.tables import ExecutionRow
@@ -41,8 +42,9 @@ __all__ = ["Clock", "Dispatcher", "ExecutionNotFound", "Outcome", "Runtime", "ne
 
 Decide = Callable[[ProcessExecution, ProcessDefinition, datetime], list[Command] | None]
 Prepare = Callable[[Any, ProcessExecution, datetime], Awaitable[None]]
-Hook = Callable[[Any, ProcessExecution, ProcessDefinition, Sequence[Command], Sequence[Event],
-                 datetime], Awaitable[None]]
+# rows kept in step with executions: synchronous, inside the transition's transaction
+Hook = Callable[[Session, ProcessExecution, ProcessDefinition, Sequence[Command],
+                 Sequence[Event], datetime], None]
 
 
 def utcnow() -> datetime:
@@ -116,41 +118,47 @@ class Runtime:
 
     async def _transition_once(self, execution_id: str, decide: Decide,
                                prepare: Prepare | None = None) -> Outcome:
-        cached: tuple[int, ProcessExecution] | None = None
         try:
-            async with self.db.write() as s:
-                repo = ExecutionRepository(s, self.lease_seconds)
-                head = await repo.lock_head(execution_id)
-                if head is None:
-                    raise ExecutionNotFound(execution_id)
-                definition = await self.definition_for(s, head)
-                x = await self._current(repo, head)
-                now = self.clock()
-                if prepare is not None:
-                    await prepare(s, x, now)
-                commands = decide(x, definition, now) or []
-                events = x.pull_events()
-                version, seq = head.version, head.snapshot_seq
-                if events:
-                    seq = await repo.save(x, events, version, now, seq)
-                    await self._record_wakeups(s, x, commands, now)
-                    await self._in_transaction(s, x, definition, commands, events, now)
-                    version += 1
-                cached = (version, seq, x)  # type: ignore[assignment]
+            if prepare is None:
+                outcome, cached = await self.db.transact(
+                    lambda s: self._apply(s, self._load(s, execution_id), decide))
+            else:  # `prepare` is async: the session is async, the writes the same
+                async with self.db.write() as s:
+                    loaded = await s.run_sync(self._load, execution_id)
+                    await prepare(s, loaded.execution, loaded.now)
+                    outcome, cached = await s.run_sync(self._apply, loaded, decide)
         except BaseException:
             self._states.pop(execution_id, None)  # the copy may hold uncommitted changes
             raise
         self._remember(execution_id, cached)
-        return Outcome(x, definition, list(commands), events)
+        return outcome
 
-    async def _current(self, repo: ExecutionRepository, head: Any) -> ProcessExecution:
-        """The locked execution's state: this process's copy when it is still current,
-        else the stored snapshot plus the events after it."""
-        known = self._states.get(head.id)
+    def _load(self, s: Session, execution_id: str) -> _Loaded:
+        """Lock the execution and take its current state (inside the transaction)."""
+        store = ExecutionStore(s, self.lease_seconds)
+        head = store.lock_head(execution_id)
+        if head is None:
+            raise ExecutionNotFound(execution_id)
+        definition = self._definition(s, head)
+        known = self._states.get(execution_id)
         if known is not None and known[0] == head.version:
-            return known[2]
-        snapshot = await repo.snapshot_of(head.id)
-        return await repo.rebuild(head.id, snapshot.snapshot, snapshot.snapshot_seq)
+            x = known[2]  # this process's copy is still current
+        else:
+            x = store.current(execution_id)
+        return _Loaded(head, definition, x, self.clock())
+
+    def _apply(self, s: Session, loaded: _Loaded, decide: Decide
+               ) -> tuple[Outcome, tuple[int, int, ProcessExecution]]:
+        """Decide and store what the decision recorded (inside the transaction)."""
+        head, definition, x, now = loaded.head, loaded.definition, loaded.execution, loaded.now
+        commands = decide(x, definition, now) or []
+        events = x.pull_events()
+        version, seq = head.version, head.snapshot_seq
+        if events:
+            seq = ExecutionStore(s, self.lease_seconds).save(x, events, version, now, seq)
+            self._in_transaction(s, x, definition, commands, events, now)
+            version += 1
+        return Outcome(x, definition, list(commands), events), (version, seq, x)
 
     def _remember(self, execution_id: str, entry: Any) -> None:
         _version, _seq, x = entry
@@ -164,19 +172,19 @@ class Runtime:
     async def create(self, x: ProcessExecution, definition_id: str, definition: ProcessDefinition,
                      retry_of: str | None = None) -> Outcome:
         """Store a new execution and start it in the same transaction."""
-        async with self.db.write() as s:
+        def store(s: Session) -> tuple[Outcome, int]:
             now = self.clock()
             commands = x.start(definition, now)
             events = x.pull_events()
-            repo = ExecutionRepository(s, self.lease_seconds)
+            repo = ExecutionStore(s, self.lease_seconds)
             repo.add_new(x, definition_id, events, retry_of, priority=definition.config.priority,
                          owner_team=definition.owner)
-            await s.flush()
-            seq = await repo.save(x, events, 0, now, x.event_count)
-            await self._record_wakeups(s, x, commands, now)
-            await self._in_transaction(s, x, definition, commands, events, now)
+            seq = repo.save(x, events, 0, now, x.event_count)
+            self._in_transaction(s, x, definition, commands, events, now)
+            return Outcome(x, definition, commands, events), seq
+
+        outcome, seq = await self.db.transact(store)
         self._remember(x.id, (1, seq, x))
-        outcome = Outcome(x, definition, commands, events)
         await self.after_commit(outcome)
         return outcome
 
@@ -206,6 +214,19 @@ class Runtime:
         _PINNED[row.definition_id] = parsed = parsed_definition(definition_row)
         return parsed
 
+    def _definition(self, s: Session, row: Any) -> ProcessDefinition:
+        """`definition_for` inside a synchronous transaction."""
+        cached = _PINNED.get(row.definition_id)
+        if cached is not None:
+            return cached
+        definition_row = ExecutionStore(s).definition(row.definition_id)
+        if definition_row is None:
+            raise LookupError(f"execution {row.id} pins a missing definition")
+        if len(_PINNED) > 2048:
+            _PINNED.clear()
+        _PINNED[row.definition_id] = parsed = parsed_definition(definition_row)
+        return parsed
+
     async def load(self, execution_id: str) -> tuple[ExecutionRow, ProcessExecution]:
         """The stored row and state, read without locks (pages, CLI, API)."""
         async with self.db.read() as s:
@@ -215,26 +236,34 @@ class Runtime:
                 raise ExecutionNotFound(execution_id)
             return row, await repo.to_domain(row)
 
-    async def _in_transaction(self, s: Any, x: ProcessExecution,
-                              definition: ProcessDefinition, commands: Sequence[Command],
-                              events: Sequence[Event], now: datetime) -> None:
+    def _in_transaction(self, s: Session, x: ProcessExecution, definition: ProcessDefinition,
+                        commands: Sequence[Command], events: Sequence[Event],
+                        now: datetime) -> None:
+        _record_wakeups(ExecutionStore(s), x, commands, now)
         for hook in self.hooks:
-            await hook(s, x, definition, commands, events, now)
+            hook(s, x, definition, commands, events, now)
 
-    async def _record_wakeups(self, s: Any, x: ProcessExecution, commands: Sequence[Command],
-                              now: datetime) -> None:
-        """Due times go to the database too, so a lost deferred job is found by the sweep."""
-        wakeups = WakeupRepository(s)
-        for c in commands:
-            if isinstance(c, RunStep) and c.not_before is not None:
-                await wakeups.add(x.id, c.step_id, "retry", str(c.attempt), c.not_before, now)
-            elif isinstance(c, StartTimer) and c.due_at is not None:
-                await wakeups.add(x.id, c.step_id, "timer", str(x.steps[c.step_id].visits),
-                                  c.due_at, now)
-            elif isinstance(c, RequestApproval) and c.deadline is not None:
-                await wakeups.add(x.id, c.step_id, "approval_timeout",
-                                  str(x.steps[c.step_id].visits), c.deadline, now)
 
+@dataclass
+class _Loaded:
+    head: Any  # (id, definition_id, version, snapshot_seq), locked
+    definition: ProcessDefinition
+    execution: ProcessExecution
+    now: datetime
+
+
+def _record_wakeups(store: ExecutionStore, x: ProcessExecution, commands: Sequence[Command],
+                    now: datetime) -> None:
+    """Due times go to the database too, so a lost deferred job is found by the sweep."""
+    for c in commands:
+        if isinstance(c, RunStep) and c.not_before is not None:
+            store.add_wakeup(x.id, c.step_id, "retry", str(c.attempt), c.not_before, now)
+        elif isinstance(c, StartTimer) and c.due_at is not None:
+            store.add_wakeup(x.id, c.step_id, "timer", str(x.steps[c.step_id].visits),
+                             c.due_at, now)
+        elif isinstance(c, RequestApproval) and c.deadline is not None:
+            store.add_wakeup(x.id, c.step_id, "approval_timeout",
+                             str(x.steps[c.step_id].visits), c.deadline, now)
 
 def job_id(kind: str, execution_id: str, step_id: str, *parts: object) -> str:
     """Deterministic arq job ids: a duplicate enqueue is refused by arq."""

@@ -2,7 +2,11 @@
 
 A job calls `StepRunner.run`; the runner marks the attempt running (which takes a lease),
 does the work under the step timeout while renewing the lease, records the result, and then
-runs the next ready step of the same execution inline instead of paying a queue hop.
+runs the next ready step of the same execution inline instead of paying a queue hop. While
+this worker has spare capacity (fewer than `max_parallel` attempts running), the same
+transaction also begins more of the execution's queued steps, which run concurrently in the
+same job: a fan-out costs one transaction per branch instead of a job and two. Their jobs,
+already enqueued, find the attempt running and do nothing.
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ Performer = Callable[[ProcessExecution, ProcessDefinition, Step, RenderedStep, i
 class StepRunner:
     def __init__(self, runtime: Runtime, agents: Agents, lookup_agent: AgentLookup,
                  worker_name: str, lease_seconds: float = 15.0,
-                 performers: dict[StepType, Performer] | None = None) -> None:
+                 performers: dict[StepType, Performer] | None = None,
+                 max_parallel: int = 10) -> None:
         self.runtime = runtime
         self.agents = agents
         self.lookup_agent = lookup_agent
@@ -68,13 +73,37 @@ class StepRunner:
         self.lease_seconds = lease_seconds
         self.performers: dict[StepType, Performer] = {StepType.AGENT_TASK: self._agent_task}
         self.performers.update(performers or {})
+        self.max_parallel = max_parallel
         self._running: dict[tuple[str, str, int], asyncio.Task[Work]] = {}
+        self._chains = 0  # attempts begun or running in this runner, and room promised
 
     async def run(self, execution_id: str, step_id: str, attempt: int) -> None:
-        """Run this attempt, then any ready step of the same execution, inline."""
+        """Run this attempt, then the steps it makes ready, inline."""
         begun = await self._begin(execution_id, step_id, attempt)
-        while begun is not None:
-            begun = await self._execute(begun)
+        if begun is not None:
+            self._chains += 1
+            await self._chain(begun)
+
+    async def _chain(self, begun: Begun) -> None:
+        """Run an attempt and then the next ready step, until none is left; steps begun
+        beside the next one run concurrently as branches of this chain."""
+        branches: list[asyncio.Task[None]] = []
+        try:
+            next_steps = [begun]
+            while next_steps:
+                first, *others = next_steps
+                branches += [asyncio.create_task(self._chain(b)) for b in others]
+                next_steps = await self._execute(first)
+        except BaseException:  # this job is failing or being cancelled: so are its branches
+            for branch in branches:
+                branch.cancel()
+            raise
+        finally:
+            self._chains -= 1
+            results = await asyncio.gather(*branches, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
 
     def cancel(self, execution_id: str, step_id: str, attempt: int) -> bool:
         """Stop a running attempt of this worker; True when there was one."""
@@ -84,7 +113,7 @@ class StepRunner:
         task.cancel()
         return True
 
-    async def _execute(self, begun: Begun) -> Begun | None:
+    async def _execute(self, begun: Begun) -> list[Begun]:
         x, definition, rendered, attempt = begun
         step_id = rendered.step_id
         step = definition.step(step_id)
@@ -99,7 +128,7 @@ class StepRunner:
         except asyncio.CancelledError:
             if task.cancelled() and not _current_task_cancelling():
                 log.info("step %s of %s cancelled", step_id, x.id)
-                return None
+                return []
             raise
         except StepFailure as e:
             record = _failer(step_id, attempt, e.code, e.message, e.retryable)
@@ -108,29 +137,46 @@ class StepRunner:
             self._running.pop(key, None)
         return await self._record_and_chain(x.id, record)
 
-    async def _record_and_chain(self, execution_id: str, record: Any) -> Begun | None:
-        """Record the result and, in the same transaction, begin one ready step to run
-        inline next (the others are dispatched as jobs)."""
+    async def _record_and_chain(self, execution_id: str, record: Any) -> list[Begun]:
+        """Record the result and, in the same transaction, begin the next ready step to run
+        inline, and more queued steps of the execution while this worker has room (the
+        other ready steps are dispatched as jobs)."""
         chained: list[tuple[RenderedStep, int]] = []
+        room = max(0, self.max_parallel - self._chains)  # for branches beside the next step
+        self._chains += room  # promised now: concurrent chains must not promise it too
 
         def decide(x: ProcessExecution, d: ProcessDefinition, now: datetime) -> list[Command]:
             chained.clear()  # a transition may be tried again after a concurrent update
             commands: list[Command] = record(x, d, now)
-            inline = next((c for c in commands if isinstance(c, RunStep)
-                           and c.not_before is None), None)
-            if inline is not None:
-                r = x.rendered(d, inline.step_id)
-                if x.begin_attempt(inline.step_id, inline.attempt, now, self.worker_name,
-                                   input=r.message or None):
-                    chained.append((r, inline.attempt))
-                    commands = [c for c in commands if c is not inline]
+            ready = {c.step_id: c for c in commands
+                     if isinstance(c, RunStep) and c.not_before is None}
+            # the steps this result made ready first, then those whose job has not begun yet
+            for step_id in [*ready, *(s for s in _queued(x) if s not in ready)]:
+                if len(chained) > room:
+                    break
+                attempt = ready[step_id].attempt if step_id in ready else \
+                    x.steps[step_id].attempt + 1
+                if self._begin_inline(x, d, step_id, attempt, now, chained) and \
+                        step_id in ready:
+                    commands = [c for c in commands if c is not ready[step_id]]
             return commands
 
-        outcome = await self.runtime.transition(execution_id, decide)
-        if not chained:
-            return None
-        rendered, attempt = chained[0]
-        return outcome.execution, outcome.definition, rendered, attempt
+        try:
+            outcome = await self.runtime.transition(execution_id, decide)
+        finally:
+            self._chains -= room
+        self._chains += max(0, len(chained) - 1)  # the first goes on in this chain
+        return [(outcome.execution, outcome.definition, r, attempt) for r, attempt in chained]
+
+    def _begin_inline(self, x: ProcessExecution, d: ProcessDefinition, step_id: str,
+                      attempt: int, now: datetime, chained: list[tuple[RenderedStep, int]]
+                      ) -> bool:
+        r = x.rendered(d, step_id)
+        if not x.begin_attempt(step_id, attempt, now, self.worker_name,
+                               input=r.message or None):
+            return False
+        chained.append((r, attempt))
+        return True
 
     async def _begin(self, execution_id: str, step_id: str, attempt: int) -> Begun | None:
         rendered: list[RenderedStep] = []
@@ -233,6 +279,11 @@ def _reprompt(message: str, x: ProcessExecution, step: Step) -> str:
     return (f"{message}\n\nYour previous reply was not accepted: {last.get('message')}.\n"
             f"Reply with only a JSON object matching this JSON Schema:\n"
             f"{json.dumps(step.spec.output_schema, indent=2)}")
+
+
+def _queued(x: ProcessExecution) -> list[str]:
+    """Steps waiting for their job to start (their job will find them running and stop)."""
+    return [step_id for step_id, st in x.steps.items() if st.status is StepStatus.QUEUED]
 
 
 def _completer(step_id: str, attempt: int, work: Work) -> Any:

@@ -70,8 +70,7 @@ def _approval_hook_approvals_only() -> None:
 
     original = app.approvals.approval_rows_hook
 
-    async def hook(s: Any, x: Any, definition: Any, commands: Any, events: Any,
-                   now: Any) -> None:
+    def hook(s: Any, x: Any, definition: Any, commands: Any, events: Any, now: Any) -> None:
         def relevant(e: Any) -> bool:
             step_id = getattr(e, "step_id", None)
             if not step_id:
@@ -80,6 +79,6 @@ def _approval_hook_approvals_only() -> None:
                 return bool(definition.step(step_id).type is StepType.HUMAN_APPROVAL)
             except (KeyError, LookupError):
                 return True
-        await original(s, x, definition, commands, [e for e in events if relevant(e)], now)
+        original(s, x, definition, commands, [e for e in events if relevant(e)], now)
     # bootstrap() imports the hook by name when it wires the runtime, so this must run first
     app.approvals.approval_rows_hook = hook  # type: ignore[assignment]

@@ -115,7 +115,7 @@ def instrument() -> None:
     from app.agents.gateway import AgentGateway
     from app.db import Database
     from app.queue import ArqDispatcher
-    from app.repositories import ExecutionRepository
+    from app.repositories import ExecutionRepository, ExecutionStore
     from app.runtime import Runtime
     from app.steps import StepRunner
     from engine.execution import ProcessExecution
@@ -125,17 +125,19 @@ def instrument() -> None:
     _wrap_async(Runtime, "transition", "transition (txn + after_commit)")
     _wrap_async(Runtime, "_transition_once", "  transaction (_transition_once)")
     _wrap_context(Database, "write", "    db.write() session+commit")
-    _wrap_async(ExecutionRepository, "lock_head", "      lock_head (BEGIN IMMEDIATE+SELECT)")
-    _wrap_async(ExecutionRepository, "save", "      repo.save (UPDATE+events+step_runs)")
-    _wrap_async(ExecutionRepository, "rebuild", "      repo.rebuild (cache miss)")
+    _wrap_async(Database, "transact", "    db.transact() thread hop+session+commit")
+    _wrap_sync(ExecutionStore, "lock_head", "      lock_head (BEGIN IMMEDIATE+SELECT)")
+    _wrap_sync(ExecutionStore, "save", "      repo.save (UPDATE+events+step_runs)")
+    _wrap_sync(ExecutionStore, "current", "      repo.rebuild (cache miss)")
+    _wrap_async(ExecutionRepository, "rebuild", "      repo.rebuild (reads)")
     _wrap_sync(ProcessExecution, "complete_step", "      decide: complete_step")
     _wrap_sync(ProcessExecution, "begin_attempt", "      decide: begin_attempt")
     _wrap_sync(ProcessExecution, "rendered", "      decide: rendered")
     _wrap_sync(ProcessExecution, "to_dict", "      snapshot to_dict")
     import app.approvals
 
-    _wrap_async(app.approvals, "approval_rows_hook", "      approvals hook (every transition)")
-    _wrap_async(app.approvals, "_close", "        approvals _close: UPDATE approvals")
+    _wrap_sync(app.approvals, "approval_rows_hook", "      approvals hook (every transition)")
+    _wrap_sync(app.approvals, "_close", "        approvals _close: UPDATE approvals")
     _wrap_async(Runtime, "after_commit", "  after_commit (enqueue + publish)")
     _wrap_async(ArqDispatcher, "enqueue", "    arq enqueue_job")
     _wrap_async(ArqDispatcher, "publish", "    publish events (pipeline)")
@@ -162,14 +164,17 @@ def _begin_wait_listeners(db: Any) -> None:
         if began is not None and IN_JOB.get():
             T.add("      BEGIN IMMEDIATE (lock wait)", time.perf_counter() - began)
 
-    engine = db.engine.sync_engine
-    existing = list(engine.dispatch.begin)  # app/db.py's listener that sends BEGIN IMMEDIATE
-    for fn in existing:
-        event.remove(engine, "begin", fn)
-    event.listen(engine, "begin", before)
-    for fn in existing:
-        event.listen(engine, "begin", fn)
-    event.listen(engine, "begin", after)
+    # the write sessions' engine and the writer thread's engine (`Database.transact`)
+    for engine in (db.engine.sync_engine, db._sync_engine):
+        if engine is None:
+            continue
+        existing = list(engine.dispatch.begin)  # app/db.py's listener: BEGIN IMMEDIATE
+        for fn in existing:
+            event.remove(engine, "begin", fn)
+        event.listen(engine, "begin", before)
+        for fn in existing:
+            event.listen(engine, "begin", fn)
+        event.listen(engine, "begin", after)
 
 
 _READERS: dict[str, sqlite3.Connection] = {}
@@ -305,8 +310,8 @@ def _areas(profiler: cProfile.Profile) -> dict[str, float]:
 
 
 _ORDER = ["job:", "step:", "agent:", "  capacity slot acquire", "  capacity slot release",
-          "  demo", "transition", "  transaction", "    db.write", "      BEGIN",
-          "      lock_head", "      decide: complete", "      decide: begin",
+          "  demo", "transition", "  transaction", "    db.write", "    db.transact",
+          "      BEGIN", "      lock_head", "      decide: complete", "      decide: begin",
           "      decide: rendered", "      repo.save", "      approvals hook",
           "        approvals _close", "      snapshot", "      repo.rebuild",
           "  after_commit", "    arq", "    publish", "aiosqlite", "redis commands",

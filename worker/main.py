@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import signal
 from datetime import datetime
 from typing import Any
 
@@ -149,6 +150,17 @@ class _Worker(Worker):
             log.warning("Redis is unavailable (%s); polling again in %gs", e,
                         REDIS_RETRY_SECONDS)
             await asyncio.sleep(REDIS_RETRY_SECONDS)
+
+    async def close(self) -> None:
+        """arq's close() cancels the running jobs and then gathers them without
+        return_exceptions, so a job still running at shutdown makes it raise CancelledError
+        before `on_shutdown`: the container (pools, the cancellation listener) leaks and an
+        in-process worker's caller never reaches its own clean-up. Gather them here first."""
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+        await super().close()
 
 
 def build_worker(settings: Any, redis_url: str, burst: bool = False,

@@ -41,13 +41,16 @@ class AgentGateway:
 
     `redis`: a `redis.asyncio.Redis` shared by all workers (capacity holds across
     processes), or None for an in-process limit. `slots` replaces the capacity store.
+    `block_size`: how many calls of one agent this process may run under one block of
+    slots taken at once (`RedisSlots`); 0 takes a slot per call.
     """
 
     def __init__(self, redis: Any | None = None,
                  clients: Mapping[str, AgentClient] | None = None, *,
-                 slots: Slots | None = None) -> None:
+                 slots: Slots | None = None, block_size: int = 0) -> None:
         self.clients = dict(clients) if clients is not None else default_clients()
-        self.slots: Slots = slots or (RedisSlots(redis) if redis is not None else LocalSlots())
+        self.slots: Slots = slots or (RedisSlots(redis, block_size=block_size)
+                                      if redis is not None else LocalSlots())
 
     async def call(self, agent: AgentConfig, request: AgentRequest) -> AgentReply:
         """Call the agent once; raises AgentError (never anything else, but cancellation)."""
@@ -75,10 +78,14 @@ class AgentGateway:
                              ) from None
 
     async def queue_position(self, agent_name: str, idempotency_key: str) -> int | None:
-        """0 while the call runs, n ≥ 1 while n-th in line, None when not queued."""
+        """0 while the call runs, n ≥ 1 while n-th in line, None when not queued (a call
+        running under a block of slots has no lease of its own: None too)."""
         return await self.slots.position(agent_name, idempotency_key)
 
     async def aclose(self) -> None:
+        close_slots = getattr(self.slots, "aclose", None)
+        if close_slots is not None:
+            await close_slots()
         for client in self.clients.values():
             close = getattr(client, "aclose", None)
             if close is not None:

@@ -73,10 +73,11 @@ async def workers(redis_url: str, prefix: str) -> AsyncIterator[Callable[..., Ag
 
     made: list[tuple[AgentGateway, Any]] = []
 
-    def make(lease_seconds: float = 30.0) -> AgentGateway:
+    def make(lease_seconds: float = 30.0, block_size: int = 0) -> AgentGateway:
         client = aioredis.Redis.from_url(redis_url)
         gw = AgentGateway(client, slots=RedisSlots(client, prefix=prefix,
-                                                   lease_seconds=lease_seconds))
+                                                   lease_seconds=lease_seconds,
+                                                   block_size=block_size))
         made.append((gw, client))
         return gw
 
@@ -225,3 +226,102 @@ async def test_a_cancelled_waiter_and_a_failed_call_leave_no_trace_in_redis(
     redis = gw.slots.redis  # type: ignore[attr-defined]
     for part in ("holders", "queue", "alive"):
         assert await redis.zcard(f"{prefix}:{{{agent.name}}}:{part}") == 0, part
+
+
+# --- blocks: a process takes several slots at once when the capacity has room -----------------
+
+def _block_leases(members: list[bytes]) -> list[str]:
+    return [m.decode() for m in members if m.startswith(b"block:")]
+
+
+async def test_with_room_for_a_block_calls_run_under_it_and_only_the_rest_take_slots(
+        server: AgentServer, workers: Callable[..., AgentGateway], prefix: str) -> None:
+    gw = workers(block_size=3)
+    agent = slow_agent(server, capacity=12, ms=400)
+    redis = gw.slots.redis  # type: ignore[attr-defined]
+    holders, _queue, _alive, seq = RedisSlots(redis, prefix=prefix).keys(agent.name)
+    first = asyncio.create_task(gw.call(agent, request("c0")))
+    await until(lambda: _holding(redis, holders, 3), "the block to be taken")
+    rest = [asyncio.create_task(gw.call(agent, request(f"c{i}"))) for i in range(1, 5)]
+    members = await until(lambda: _holding(redis, holders, 5), "five calls to hold leases")
+
+    assert len(_block_leases(members)) == 3  # one block of three leases
+    assert sorted(m.decode().split("#")[0] for m in members
+                  if not m.startswith(b"block:")) == ["ex:c3:1:1", "ex:c4:1:1"]
+    replies = await asyncio.wait_for(asyncio.gather(first, *rest), 30)
+    assert [r.output["slot"] for r in replies] == [f"c{i}" for i in range(5)]
+    assert int(await redis.get(seq)) == 2  # only the two beyond the block stood in line
+    await until(lambda: _holding(redis, holders, 0), "the idle block to be handed back")
+
+
+async def test_without_room_for_a_block_every_call_takes_a_slot_of_its_own(
+        server: AgentServer, workers: Callable[..., AgentGateway], prefix: str) -> None:
+    a, b = workers(block_size=2), workers(block_size=2)
+    agent = slow_agent(server, capacity=4)  # 4 < 2 × BLOCK_SHARE
+    redis = a.slots.redis  # type: ignore[attr-defined]
+    holders, _queue, _alive, seq = RedisSlots(redis, prefix=prefix).keys(agent.name)
+    calls = asyncio.gather(*[(a if i % 2 else b).call(agent, request(f"c{i}"))
+                             for i in range(8)])
+    members = await until(lambda: _holding(redis, holders, 4), "four calls to run")
+    await asyncio.wait_for(calls, 30)
+
+    assert _block_leases(members) == []
+    assert int(await redis.get(seq)) == 8
+    assert most_at_once(server.spans) == 4
+
+
+async def test_blocks_and_slots_of_three_workers_never_run_more_than_the_capacity(
+        server: AgentServer, workers: Callable[..., AgentGateway], prefix: str) -> None:
+    a, b, c = workers(block_size=2), workers(block_size=2), workers()
+    agent = slow_agent(server, capacity=8, ms=200)
+    redis = a.slots.redis  # type: ignore[attr-defined]
+    seq = RedisSlots(redis, prefix=prefix).keys(agent.name)[3]
+    calls = [gw.call(agent, request(f"c{i}"))
+             for i, gw in zip(range(30), itertools.cycle([a, b, c]), strict=False)]
+    await asyncio.wait_for(asyncio.gather(*calls), 60)
+
+    assert len(server.spans) == 30
+    assert most_at_once(server.spans) == 8
+    assert int(await redis.get(seq) or 0) < 30  # some calls ran under a block
+
+
+async def test_someone_waiting_makes_a_busy_block_go_back(
+        server: AgentServer, workers: Callable[..., AgentGateway], prefix: str) -> None:
+    a = workers(block_size=2, lease_seconds=0.6)
+    waiter = workers(lease_seconds=0.6)
+    agent = slow_agent(server, capacity=8, ms=150)
+    redis = a.slots.redis  # type: ignore[attr-defined]
+    holders = RedisSlots(redis, prefix=prefix).keys(agent.name)[0]
+    stop = asyncio.Event()
+
+    async def keep_busy(name: str) -> None:  # back-to-back calls: the block is never idle
+        n = 0
+        while not stop.is_set():
+            n += 1
+            await a.call(agent, request(f"{name}-{n}"))
+    busy = [asyncio.create_task(keep_busy(f"busy{i}")) for i in range(2)]
+    await until(lambda: _holding(redis, holders, 2), "the block to be taken")
+    long = AgentConfig(agent.name, "http", {"url": f"{server.url}/agent/slot?ms=3000"},
+                       capacity=8)
+    hogs = [asyncio.create_task(waiter.call(long, request(f"hog{i}", timeout=30)))
+            for i in range(6)]
+    await until(lambda: _holding(redis, holders, 8), "the capacity to be full")
+    late = asyncio.create_task(waiter.call(agent, request("late")))
+    # the block sees the waiter at its next refresh and is handed back between two calls
+    reply = await asyncio.wait_for(late, 10)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*busy, *hogs), 30)
+
+    assert reply.output == {"slot": "late"}
+    spans = {name: (start, end) for name, start, end in server.spans}
+    assert spans["late"][1] < min(end for name, (_, end) in spans.items()
+                                  if name.startswith("hog"))
+    assert most_at_once(server.spans) <= 8
+
+
+async def _holding(redis: Any, key: str, n: int) -> list[bytes] | bool:
+    """The holder leases once there are exactly `n` of them (True for none), else False."""
+    members = await redis.zrange(key, 0, -1)
+    if len(members) != n:
+        return False
+    return members or True
