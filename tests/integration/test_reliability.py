@@ -202,9 +202,14 @@ async def test_a_hundred_executions_complete_exactly_once_across_a_worker_restar
     first = worker_factory()
     ids = await _start_many(container, chain("hundred", "steady"), 100)
 
-    async def some_completed() -> bool:
-        return (await count_statuses(container))["completed"] >= 10
-    await wait_for(some_completed, 60, what="the first executions to complete")
+    async def some_completed_and_steps_running() -> bool:
+        # chains run inline, so executions finish in batches: wait past the gap between a
+        # finished batch and the next one, so the kill lands on running steps
+        if (await count_statuses(container))["completed"] < 10:
+            return False
+        return any(r.status == "running" for r in await all_step_runs(container))
+    await wait_for(some_completed_and_steps_running, 60,
+                   what="the first executions to complete and others to be running")
     if how == "sigkill":
         first.kill()
     else:
