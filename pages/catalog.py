@@ -245,6 +245,9 @@ class Catalog:
             async def save() -> None:
                 problems.clear()
                 try:
+                    from pages.components.actor import current_actor
+
+                    self.actor = await current_actor(self.c, self.actor)
                     imported = await self.actor.save_definition(
                         text.value or "", publish=publish.value, name=name.value or None)
                 except Denied as e:
@@ -296,7 +299,10 @@ async def start_dialog(actor: Any, c: Any, row: Any) -> None:
                 form.show_errors([f"The input is not valid JSON: {e}"])
                 return
             try:
-                x = await actor.start(row.name, values, version=row.version, row=row)
+                from pages.components.actor import current_actor
+
+                x = await (await current_actor(c, actor)).start(
+                    row.name, values, version=row.version, row=row)
             except InvalidInput as e:
                 form.show_errors(e.errors)
                 return

@@ -213,10 +213,17 @@ class ProcessPage:
                 ui.button("Confirm", on_click=go).props('data-testid="confirm-yes"')
         dialog.open()
 
+    async def _refresh(self) -> None:
+        """Act with the rights the person has now, not those they had when the page opened."""
+        from pages.components.actor import current_actor
+
+        self.actor = await current_actor(self.c, self.actor)
+
     async def _store(self, text: str, publish: bool) -> str | None:
         from nicegui import ui
 
         try:
+            await self._refresh()
             imported = await self.actor.save_definition(text, publish=publish)
         except (Denied, ServiceError) as e:
             return _error_text(e)
@@ -249,6 +256,7 @@ class ProcessPage:
                 return
             row = self.row
         try:
+            await self._refresh()
             x = await self.actor.start(row.name, values, version=row.version, row=row,
                                        triggered_by="test")
         except InvalidInput as e:
@@ -264,6 +272,7 @@ class ProcessPage:
         from nicegui import ui
 
         try:
+            await self._refresh()
             imported = await self.actor.new_version(self.row.name, self.row.version)
         except (Denied, ServiceError) as e:
             ui.notify(_error_text(e), type="negative")
@@ -274,6 +283,7 @@ class ProcessPage:
         from nicegui import ui
 
         try:
+            await self._refresh()
             await self.actor.set_status(self.row.name, self.row.version, "archived")
         except (Denied, ServiceError) as e:
             ui.notify(_error_text(e), type="negative")
@@ -284,6 +294,7 @@ class ProcessPage:
         from nicegui import ui
 
         try:
+            await self._refresh()
             await self.actor.delete_draft(self.row.name, self.row.version)
         except (Denied, ServiceError) as e:
             ui.notify(_error_text(e), type="negative")

@@ -152,3 +152,19 @@ async def test_a_draft_can_be_deleted_after_confirmation(
     async def gone() -> bool:
         return await _versions(ui_container, "sign-off") == {}
     await _until(gone)
+
+
+async def test_a_role_taken_away_while_the_designer_is_open_stops_the_save(
+        app_user: User, ui_container: Any) -> None:
+    await make_user(ui_container, "dana", ("*", "designer"))
+    await sign_in(app_user, ui_container, "dana")
+    await app_user.open("/processes/new?example=content-review")
+    await see(app_user, "tb-save")
+
+    await ui_container.guard.system().revoke("dana", "*", "designer")
+    find(app_user, "tb-save").click()
+
+    async def refused() -> bool:
+        return any("process:create" in m for m in app_user.notify.messages)
+    await _until(refused)
+    assert await _versions(ui_container, "my-content-review") == {}
