@@ -169,8 +169,8 @@ class ProcessPage:
             assignees=await self._assignees(), on_save=self.save if editable else None,
             on_publish=self.publish if editable and self.actor.can(
                 Permission.PROCESS_PUBLISH, row.owner if row else None) else None,
-            on_test_run=self.test_run if editable or (row is not None and row.status ==
-                                                      "published") else None,
+            on_test_run=self.test_run if (editable or row.status == "published") and
+            self.actor.can(Permission.EXECUTION_TRIGGER, row.owner if row else None) else None,
             read_only=not editable, baseline_text=baseline)
 
     def _lifecycle_buttons(self, row: Any, can_edit: bool) -> None:

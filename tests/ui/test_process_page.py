@@ -113,7 +113,8 @@ async def test_a_viewer_sees_the_graph_but_no_way_to_change_it(
 
     await app_user.open("/processes/sign-off")
     await see(app_user, "designer-yaml")
-    for testid in ("tb-save", "tb-publish", "new-version", "archive", "delete-draft"):
+    for testid in ("tb-save", "tb-publish", "new-version", "archive", "delete-draft",
+                   "tb-test-run"):
         await app_user.should_not_see(marker=testid)
 
 
