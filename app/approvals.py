@@ -52,7 +52,8 @@ def approval_rows_hook(s: Session, x: ProcessExecution,
         if step is not None and isinstance(step.spec, Approval) and \
                 x.steps[step_id].status is not StepStatus.WAITING_APPROVAL:
             _close(s, x, step_id, events, now)
-    if x.status.is_terminal:
+    if x.status.is_terminal and any(isinstance(step.spec, Approval)
+                                    for step in definition.steps):
         s.execute(update(ApprovalRow).where(
             ApprovalRow.execution_id == x.id, ApprovalRow.status == "pending")
             .values(status="cancelled", decided_at=now))

@@ -32,6 +32,9 @@ __all__ = ["Database", "migrate"]
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+GROUP_COMMIT_MAX = 64
+"""At most this many `transact` calls share one SQLite transaction."""
+_Call = tuple[Callable[[Session], Any], "asyncio.Future[Any]", contextvars.Context, str | None]
 
 
 class Database:
@@ -55,28 +58,103 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._pending: list[_Call] = []  # transact() calls waiting for the writer thread
+        self._drainer: asyncio.Task[None] | None = None
         if self.is_sqlite:
             self._sync_engine = _sqlite_sync_engine(url.replace("+aiosqlite", "", 1), echo)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="trinity-sqlite")
 
-    async def transact(self, fn: Callable[[Session], T]) -> T:
+    async def transact(self, fn: Callable[[Session], T], key: str | None = None) -> T:
         """Run `fn(session)` as one write transaction (committed when it returns, rolled
         back when it raises) and return what it returned. `fn` is synchronous: on SQLite it
-        runs in this database's writer thread, so it must not touch the event loop."""
-        if self._write_lock is None or self._sync_engine is None or self._thread is None:
+        runs in this database's writer thread, so it must not touch the event loop.
+
+        On SQLite, calls that arrive while the writer is busy are committed together (group
+        commit): the next hop runs all of them, each in its own SAVEPOINT, inside one
+        `BEGIN IMMEDIATE … COMMIT`. One that raises rolls back to its savepoint and gets its
+        exception; the others are unaffected. A failed COMMIT fails all of them. Calls with
+        the same `key` (an execution id) never share a batch: each one's caller has seen
+        the result of the one before (e.g. cached the state it wrote) when the next runs."""
+        if self._write_lock is None or self._thread is None:
             async with self.write() as s:
                 return await s.run_sync(fn)
-        engine = self._sync_engine
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((fn, future, contextvars.copy_context(), key))  # as to_thread
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return await future  # type: ignore[no-any-return]
 
-        def run() -> T:
-            with Session(engine, expire_on_commit=False) as session, session.begin():
-                return fn(session)
+    async def _drain(self) -> None:
+        """Hand the queued `transact` calls to the writer thread, a batch per hop."""
+        assert self._write_lock is not None and self._thread is not None
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch = self._next_batch()
+            if not batch:
+                continue
+            # the lock also orders these against `write()` sessions of this process
+            try:
+                async with self._write_lock:
+                    results = await asyncio.shield(
+                        loop.run_in_executor(self._thread, self._commit_batch, batch))
+            except asyncio.CancelledError:  # the loop is closing: nobody gets an answer
+                for call in batch + self._pending:
+                    call[1].cancel()
+                self._pending.clear()
+                raise
+            except Exception as error:  # the hop itself failed (executor shut down)
+                results = [(False, error)] * len(batch)
+            for (_fn, future, _context, _key), (ok, value) in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+            await asyncio.sleep(0)  # the callers go on (up to their next await) first
 
-        # the lock also orders these against `write()` sessions of this process
-        context = contextvars.copy_context()  # as asyncio.to_thread does
-        async with self._write_lock:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, context.run,
-                                                                     run)
+    def _next_batch(self) -> list[_Call]:
+        """Take the calls of the next batch off the queue, in order: not those already
+        cancelled, at most GROUP_COMMIT_MAX, and only the first call of each key."""
+        batch: list[_Call] = []
+        later: list[_Call] = []
+        keys: set[str] = set()
+        for call in self._pending:
+            if call[1].done():
+                continue
+            key = call[3]
+            if len(batch) >= GROUP_COMMIT_MAX or key in keys:
+                later.append(call)
+                continue
+            if key is not None:
+                keys.add(key)
+            batch.append(call)
+        self._pending = later
+        return batch
+
+    def _commit_batch(self, batch: list[_Call]) -> list[tuple[bool, Any]]:
+        """In the writer thread: one transaction for the whole batch."""
+        assert self._sync_engine is not None
+        results: list[tuple[bool, Any]] = []
+        try:
+            with Session(self._sync_engine, expire_on_commit=False) as session, \
+                    session.begin():
+                if len(batch) == 1:
+                    fn, _future, context, _key = batch[0]
+                    results.append((True, context.run(fn, session)))
+                    return results
+                for fn, _future, context, _key in batch:
+                    try:
+                        with session.begin_nested():  # SAVEPOINT … RELEASE (or ROLLBACK TO)
+                            value = context.run(fn, session)
+                    except Exception as error:
+                        results.append((False, error))
+                    else:
+                        results.append((True, value))
+        except BaseException as error:  # BEGIN, COMMIT or the single call failed: none stored
+            return [(False, error)] * len(batch)
+        return results
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -95,6 +173,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self._drainer is not None and not self._drainer.done():
+            await asyncio.wait([self._drainer], timeout=30)  # let queued commits finish
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -115,7 +195,26 @@ def _sqlite_sync_engine(url: str, echo: bool) -> Engine:
     engine = create_engine(url, echo=echo, pool_size=1, max_overflow=0,
                            connect_args={"timeout": 30, "check_same_thread": False})
     _sqlite_pragmas(engine, immediate=True)
+    if not echo:
+        _plain_savepoints(engine)
     return engine
+
+
+def _plain_savepoints(engine: Engine) -> None:
+    """Group commit wraps every call in a SAVEPOINT; SQLAlchemy builds and compiles a clause
+    for each SAVEPOINT, RELEASE and ROLLBACK TO, which cost as much as the statements of a
+    small transition. This engine's dialect sends them to the driver as plain SQL instead
+    (the Session's bookkeeping of nested transactions is unchanged)."""
+    dialect = engine.dialect
+
+    def run(connection: Any, sql: str) -> None:
+        connection.connection.driver_connection.execute(sql)
+
+    dialect.do_savepoint = lambda c, name: run(c, f'SAVEPOINT "{name}"')  # type: ignore
+    dialect.do_release_savepoint = \
+        lambda c, name: run(c, f'RELEASE SAVEPOINT "{name}"')  # type: ignore
+    dialect.do_rollback_to_savepoint = \
+        lambda c, name: run(c, f'ROLLBACK TO SAVEPOINT "{name}"')  # type: ignore
 
 
 def _sqlite_pragmas(engine: Engine, immediate: bool) -> None:
@@ -123,9 +222,13 @@ def _sqlite_pragmas(engine: Engine, immediate: bool) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself
         cursor = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL",
-                       "foreign_keys=ON"):
+        for pragma in ("busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
+        # WAL is a property of the file: once set it stays. Setting it again is not free: a
+        # connection opened while another process writes could get "database is locked"
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -132,7 +132,8 @@ class LiveHub:
                 first, pause = False, 0.5
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        await self.deliver(_decode(message.get("data")))
+                        for event in _decode(message.get("data")):
+                            await self.deliver(event)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # Redis restarted or unreachable: try again
@@ -161,11 +162,17 @@ def hub_for(container: Any) -> LiveHub:
     return hub  # type: ignore[no-any-return]
 
 
-def _decode(data: Any) -> dict[str, Any]:
+def _decode(data: Any) -> list[dict[str, Any]]:
+    """A message holds one event object or an array of them (the worker sends the events
+    of concurrent transitions together)."""
     if isinstance(data, bytes):
         data = data.decode("utf-8", errors="replace")
     try:
         value = json.loads(data)
     except (TypeError, ValueError):
-        return {"event": "unreadable"}
-    return value if isinstance(value, dict) else {"event": "unreadable"}
+        return [{"event": "unreadable"}]
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [v if isinstance(v, dict) else {"event": "unreadable"} for v in value]
+    return [{"event": "unreadable"}]

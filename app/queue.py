@@ -3,6 +3,7 @@ cancellations reach the worker that runs the step."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
-from app.runtime import cancellations, command_jobs, event_message
+from app.runtime import cancellations, command_jobs, event_payload
 from engine.events import Event
 from engine.execution import Command, ProcessExecution
 
@@ -39,6 +40,7 @@ class ArqDispatcher:
     def __init__(self, redis: ArqRedis, queue_name: str) -> None:
         self.redis = redis
         self.queue_name = queue_name
+        self._events = _Outbox(redis, EVENTS_CHANNEL)
 
     async def dispatch(self, x: ProcessExecution, commands: Sequence[Command]) -> None:
         for function, job_id, args, defer_until in command_jobs(x, commands):
@@ -72,11 +74,49 @@ class ArqDispatcher:
                                (x.parent_id, x.parent_step_id, x.id))
 
     async def publish(self, execution_id: str, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for e in events:
-                message = event_message(execution_id, e)
-                pipe.publish(f"{EVENTS_CHANNEL}:{execution_id}", message)
-                pipe.publish(EVENTS_CHANNEL, message)
-            await pipe.execute()
+        """Publish the events on `EVENTS_CHANNEL`; returns once Redis has them. Concurrent
+        calls share one message: a JSON array of events in the order they were published
+        (`app.live` reads both an array and a single event object)."""
+        if events:
+            await self._events.send([event_payload(execution_id, e) for e in events])
+
+
+class _Outbox:
+    """Event payloads for one pub/sub channel, sent as one message per round trip: callers
+    that arrive while a message is in flight go together in the next one, in arrival order."""
+
+    def __init__(self, redis: ArqRedis, channel: str) -> None:
+        self.redis, self.channel = redis, channel
+        self._payloads: list[dict[str, Any]] = []
+        self._sent: asyncio.Future[None] | None = None  # resolved when _payloads are sent
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def send(self, payloads: list[dict[str, Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        self._payloads += payloads
+        if self._sent is None:
+            self._sent = loop.create_future()
+            self._sent.add_done_callback(_retrieve)  # nobody may be left to await an error
+        sent = self._sent
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        await asyncio.shield(sent)  # a cancelled caller must not cancel the others' send
+
+    async def _flush(self) -> None:
+        while self._payloads:
+            payloads, self._payloads = self._payloads, []
+            sent, self._sent = self._sent, None
+            assert sent is not None
+            try:
+                await self.redis.publish(self.channel, json.dumps(payloads, default=str))
+            except BaseException as error:
+                sent.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                sent.set_result(None)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

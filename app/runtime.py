@@ -6,7 +6,6 @@ is repaired by the sweep, which re-dispatches from the database.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -121,7 +120,8 @@ class Runtime:
         try:
             if prepare is None:
                 outcome, cached = await self.db.transact(
-                    lambda s: self._apply(s, self._load(s, execution_id), decide))
+                    lambda s: self._apply(s, self._load(s, execution_id), decide),
+                    key=execution_id)
             else:  # `prepare` is async: the session is async, the writes the same
                 async with self.db.write() as s:
                     loaded = await s.run_sync(self._load, execution_id)
@@ -183,7 +183,7 @@ class Runtime:
             self._in_transaction(s, x, definition, commands, events, now)
             return Outcome(x, definition, commands, events), seq
 
-        outcome, seq = await self.db.transact(store)
+        outcome, seq = await self.db.transact(store, key=x.id)
         self._remember(x.id, (1, seq, x))
         await self.after_commit(outcome)
         return outcome
@@ -299,5 +299,7 @@ def timeout_actions(commands: Sequence[Command]) -> list[ApprovalTimeoutAction]:
     return [c for c in commands if isinstance(c, ApprovalTimeoutAction)]
 
 
-def event_message(execution_id: str, event: Event) -> str:
-    return json.dumps({"execution_id": execution_id, **event.to_dict()}, default=str)
+def event_payload(execution_id: str, event: Event) -> dict[str, Any]:
+    """What subscribers get for one event: its fields plus the execution id."""
+    return {"execution_id": execution_id, **event.to_dict()}
+

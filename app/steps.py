@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -120,8 +120,8 @@ class StepRunner:
         key = (x.id, step_id, attempt)
         task = asyncio.create_task(self._perform(x, definition, step, rendered, attempt))
         self._running[key] = task
-        heartbeat = asyncio.create_task(self._heartbeat(x.id, step_id, attempt,
-                                                        x.steps[step_id].visits))
+        heartbeat = _Heartbeat(self._heartbeat(x.id, step_id, attempt, x.steps[step_id].visits),
+                               self._beat_every)
         try:
             work = await task
             record = _completer(step_id, attempt, work)
@@ -202,8 +202,8 @@ class StepRunner:
             raise StepFailure("INVALID_CONFIG", f"{step.type} steps cannot run here yet", False)
         timeout = (step.timeout or DEFAULT_TIMEOUT).total_seconds()
         try:
-            return await asyncio.wait_for(performer(x, definition, step, rendered, attempt),
-                                          timeout)
+            async with asyncio.timeout(timeout):  # in this task: wait_for would add one
+                return await performer(x, definition, step, rendered, attempt)
         except TimeoutError:
             raise StepFailure("TIMEOUT", f"step '{step.id}' took longer than its timeout of "
                               f"{timeout:g}s") from None
@@ -236,11 +236,15 @@ class StepRunner:
                                   f"{problem}", True)
         return Work(reply.output, reply.cost, reply.tokens)
 
+    @property
+    def _beat_every(self) -> float:
+        return max(self.lease_seconds / 3, 0.2)
+
     async def _heartbeat(self, execution_id: str, step_id: str, attempt: int,
                          visit: int) -> None:
-        every = max(self.lease_seconds / 3, 0.2)
+        """Renew the lease now and every `_beat_every` seconds (started by `_Heartbeat` once
+        the step has run that long)."""
         while True:
-            await asyncio.sleep(every)
             expires = self.runtime.clock() + timedelta(seconds=self.lease_seconds)
             try:
                 async with self.runtime.db.write() as s:
@@ -249,6 +253,30 @@ class StepRunner:
             except Exception:  # a missed beat is harmless; the next one retries
                 log.warning("lease renewal failed for %s/%s", execution_id, step_id,
                             exc_info=True)
+            await asyncio.sleep(self._beat_every)
+
+
+class _Heartbeat:
+    """Runs `beats` (a coroutine) as a task once `delay` seconds have passed, until
+    cancelled: most steps end before their first beat, and then no task is ever made."""
+
+    def __init__(self, beats: Coroutine[Any, Any, None], delay: float) -> None:
+        self._beats: Coroutine[Any, Any, None] | None = beats
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(delay, self._start)
+
+    def _start(self) -> None:
+        if self._beats is not None:
+            self._task = asyncio.create_task(self._beats)
+            self._beats = None
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        if self._beats is not None:
+            self._beats.close()  # never started: no "never awaited" warning
+            self._beats = None
 
 
 def schema_problem(output: Any, schema: Any) -> str | None:

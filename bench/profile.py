@@ -246,17 +246,12 @@ async def profile(args: argparse.Namespace) -> None:
         await one_run()  # warm-up
         await asyncio.sleep(0.5)
         T.reset()
-        profiler = cProfile.Profile() if args.cprofile else None
-        if profiler:
-            profiler.enable()
         total = 0.0
-        for _ in range(args.runs):
-            t0, last = await one_run()
-            total += last - t0
-            await asyncio.sleep(0.3)
-        if profiler:
-            profiler.disable()
-            profiler.dump_stats(args.cprofile)
+        async with _cprofiled(args.cprofile, worker.ctx["c"].db) as profiler:
+            for _ in range(args.runs):
+                t0, last = await one_run()
+                total += last - t0
+                await asyncio.sleep(0.3)
         areas = _areas(profiler) if profiler else None
         steps = w.steps * w.executions * args.runs
         print(f"{w.key} {w.title}: {args.runs} run(s), in-process worker, max_jobs "
@@ -286,6 +281,30 @@ async def profile(args: argparse.Namespace) -> None:
         for conn in _READERS.values():
             conn.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def _cprofiled(path: str | None, db: Any) -> AsyncIterator[cProfile.Profile | None]:
+    """cProfile the event-loop thread into `path` and, on SQLite, the database's writer
+    thread into `path.writer` (cProfile sees only the thread it was enabled in)."""
+    if not path:
+        yield None
+        return
+    loop = asyncio.get_running_loop()
+    thread = getattr(db, "_thread", None)
+    main, writer = cProfile.Profile(), cProfile.Profile()
+    main.enable()
+    if thread is not None:
+        await loop.run_in_executor(thread, writer.enable)
+    try:
+        yield main
+    finally:
+        main.disable()
+        main.dump_stats(path)
+        if thread is not None:
+            await loop.run_in_executor(thread, writer.disable)
+            writer.dump_stats(f"{path}.writer")
+            print(f"cProfile of the SQLite writer thread written to {path}.writer")
 
 
 _AREAS = (("epoll", "(idle: waiting in epoll)"), ("site-packages/sqlalchemy", "sqlalchemy"),

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, ClassVar
 
 __all__ = [
@@ -30,6 +30,11 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: datetimes as ISO text, money as text, durations as seconds."""
+        return dict(self._wire)
+
+    @cached_property
+    def _wire(self) -> dict[str, Any]:
+        # an event is stored and published after every transition: convert it once
         out: dict[str, Any] = {"event": self.name}
         for f in dataclasses.fields(self):
             out[f.name] = _dump(getattr(self, f.name))

@@ -4,13 +4,14 @@ to the pages that asked for them, and comes back after Redis restarts."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from app.live import ALL, LiveHub
-from app.queue import EVENTS_CHANNEL
+from app.queue import EVENTS_CHANNEL, ArqDispatcher
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -83,6 +84,56 @@ async def test_a_failing_subscriber_does_not_stop_the_others(redis_url: str) -> 
     await wait_for(lambda: len(heard) == 2, 5, what="both events")
     await hub.close()
     await client.aclose()
+
+
+async def test_a_message_may_carry_several_events_in_order(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    hub = LiveHub(client)
+    heard: list[tuple[str, str]] = []
+    hub.subscribe(ALL, lambda m: heard.append((m["execution_id"], m["event"])))
+    await hub.wait_ready()
+
+    await client.publish(EVENTS_CHANNEL, '[{"execution_id": "x", "event": "e1"}, 7, '
+                                         '{"execution_id": "y", "event": "e2"}]')
+
+    await wait_for(lambda: len(heard) == 2, 5, what="both events of the array")
+    assert heard == [("x", "e1"), ("y", "e2")]  # 7 is not an event: nobody's page gets it
+    await hub.close()
+    await client.aclose()
+
+
+async def test_concurrent_publishes_share_messages_and_keep_each_executions_order(
+        redis_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from app.queue import connect
+    from engine.events import StepCompleted, StepStarted
+
+    arq = await connect(redis_url)
+    dispatcher = ArqDispatcher(arq, "trinity:test:outbox")
+    client = Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(EVENTS_CHANNEL)
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
+    now = datetime.now(UTC)
+
+    await asyncio.gather(*(dispatcher.publish(f"exec-{i}", [
+        StepStarted(at=now, step_id="a"), StepCompleted(at=now, step_id="a")])
+        for i in range(30)))
+
+    messages: list[Any] = []
+    while sum(len(m) for m in messages) < 60:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        assert message is not None, f"only {messages} arrived"
+        messages.append(json.loads(message["data"]))
+    events = [(e["execution_id"], e["event"]) for m in messages for e in m]
+    for i in range(30):
+        assert [name for x, name in events if x == f"exec-{i}"] == [
+            "step_started", "step_completed"]
+    assert len(messages) < 30  # concurrent callers went out together
+    await pubsub.aclose()
+    await client.aclose()
+    await arq.aclose()
 
 
 async def test_the_runtime_publishes_what_the_live_view_needs(container: Any) -> None:
