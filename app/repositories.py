@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.sqlite_fast import FastStatement, first
 from app.tables import AgentRow, DefinitionRow, EventRow, ExecutionRow, StepRunRow, WakeupRow
 from engine.definition import ProcessDefinition
 from engine.events import Event, ExecutionCreated, LoopedBack, event_from_dict
@@ -144,10 +145,11 @@ class ExecutionStore:
         self.s = session
         self.lease = timedelta(seconds=lease_seconds)
 
-    def lock_head(self, execution_id: str) -> Any:
+    def lock_head(self, execution_id: str) -> Head | None:
         """(id, definition_id, version, snapshot_seq) locked for update: the hot path of
         every transition, so plain columns, no ORM object and no snapshot."""
-        return self.s.execute(_LOCK, {"key_id": execution_id}).first()
+        row = first(_LOCK.run(self.s, [{"key_id": execution_id}]))
+        return None if row is None else Head(*row)
 
     def current(self, execution_id: str) -> ProcessExecution:
         """The stored snapshot plus the events recorded after it."""
@@ -187,11 +189,11 @@ class ExecutionStore:
         if x.status.is_terminal or x.event_count - snapshot_seq >= SNAPSHOT_EVERY:
             values.update(snapshot=x.to_dict(), snapshot_seq=x.event_count)
             statement, snapshot_seq = _SAVE_SNAPSHOT, x.event_count
-        result = self.s.execute(statement, values)
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        result = statement.run(self.s, [values])
+        if result.rowcount != 1:
             raise ConcurrentUpdate(f"execution {x.id} changed concurrently")
         first_seq = x.event_count - len(events) + 1
-        self.s.execute(_EVENT_INSERT, [
+        _EVENT_INSERT.run(self.s, [
             {"execution_id": x.id, "seq": first_seq + i, "name": e.name,
              "step_id": getattr(e, "step_id", None) or None, "data": e.to_dict(), "at": e.at}
             for i, e in enumerate(events)])
@@ -221,7 +223,7 @@ class ExecutionStore:
                              "cost": str(a.cost), "tokens": a.tokens, "worker": a.worker,
                              "lease_expires_at": lease})
         if rows:
-            self.s.execute(_step_run_upsert(_dialect(self.s)), rows)
+            _step_run_upsert(_dialect(self.s)).run(self.s, rows)
 
 
 class WakeupRepository:
@@ -264,7 +266,18 @@ class AgentRepository:
         self.s.add(row)
 
 
-_EVENT_INSERT = EventRow.__table__.insert()  # type: ignore[attr-defined]
+class Head(NamedTuple):
+    """An execution's row as a transition first reads (and locks) it."""
+
+    id: str
+    definition_id: str
+    version: int
+    snapshot_seq: int
+
+
+_EVENT_COLUMNS = ("execution_id", "seq", "name", "step_id", "data", "at")
+_EVENT_INSERT = FastStatement(EventRow.__table__.insert(),  # type: ignore[attr-defined]
+                              _EVENT_COLUMNS)
 _EXECUTIONS = ExecutionRow.__table__  # type: ignore[attr-defined]
 SNAPSHOT_EVERY = 32
 _COLUMNS = ("status", "outputs", "cost", "tokens", "error_code", "error_message", "started_at",
@@ -279,11 +292,11 @@ def _save_statement(*extra: str) -> Any:
                     **{name: bindparam(name) for name in (*_COLUMNS, *extra)}))
 
 
-_SAVE = _save_statement()
-_SAVE_SNAPSHOT = _save_statement("snapshot", "snapshot_seq")
-_LOCK = (select(_EXECUTIONS.c.id, _EXECUTIONS.c.definition_id, _EXECUTIONS.c.version,
-                _EXECUTIONS.c.snapshot_seq)
-         .where(_EXECUTIONS.c.id == bindparam("key_id")).with_for_update())
+_SAVE = FastStatement(_save_statement())
+_SAVE_SNAPSHOT = FastStatement(_save_statement("snapshot", "snapshot_seq"))
+_LOCK = FastStatement(select(_EXECUTIONS.c.id, _EXECUTIONS.c.definition_id,
+                             _EXECUTIONS.c.version, _EXECUTIONS.c.snapshot_seq)
+                      .where(_EXECUTIONS.c.id == bindparam("key_id")).with_for_update())
 _SNAPSHOT = select(_EXECUTIONS.c.snapshot, _EXECUTIONS.c.snapshot_seq).where(
     _EXECUTIONS.c.id == bindparam("key_id"))
 _EVENTS = EventRow.__table__  # type: ignore[attr-defined]
@@ -291,7 +304,10 @@ _EVENTS_AFTER = (select(_EVENTS.c.data)
                  .where(_EVENTS.c.execution_id == bindparam("key_id"),
                         _EVENTS.c.seq > bindparam("after"))
                  .order_by(_EVENTS.c.seq))
-_UPSERTS: dict[str, Any] = {}
+_UPSERTS: dict[str, FastStatement] = {}
+_STEP_RUN_COLUMNS = ("execution_id", "step_id", "visit", "attempt", "status", "started_at",
+                     "finished_at", "error_code", "error_message", "cost", "tokens", "worker",
+                     "lease_expires_at")
 
 
 def _wakeup_query(execution_id: str, step_id: str, kind: str, key: str) -> Any:
@@ -340,8 +356,8 @@ def _step_run_upsert(dialect: str) -> Any:
         set_={"status": ex.status, "finished_at": ex.finished_at, "error_code": ex.error_code,
               "error_message": ex.error_message, "cost": ex.cost, "tokens": ex.tokens,
               "worker": ex.worker, "lease_expires_at": lease})
-    _UPSERTS[dialect] = stmt
-    return stmt
+    _UPSERTS[dialect] = fast = FastStatement(stmt, _STEP_RUN_COLUMNS)
+    return fast
 
 
 def _row_values(x: ProcessExecution, now: datetime) -> dict[str, Any]:
