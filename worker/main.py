@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from arq import Retry, cron
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -138,6 +140,17 @@ def _c(ctx: dict[str, Any]) -> Container:
     return ctx["c"]  # type: ignore[no-any-return]
 
 
+# KEYS: the job's in-progress key, the queue; ARGV: job id, now (ms), in-progress timeout (ms).
+# Marks the job in progress and returns its score, or nil when it cannot start here now.
+_CLAIM = """
+if redis.call('exists', KEYS[1]) == 1 then return nil end
+local score = redis.call('zscore', KEYS[2], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return nil end
+redis.call('psetex', KEYS[1], ARGV[3], '1')
+return score
+"""
+
+
 class _Worker(Worker):
     """arq's poll loop ends the worker process on the first Redis error, so a restarted or
     failed-over Redis would stop every worker for good. Poll on instead: the database holds
@@ -150,6 +163,29 @@ class _Worker(Worker):
             log.warning("Redis is unavailable (%s); polling again in %gs", e,
                         REDIS_RETRY_SECONDS)
             await asyncio.sleep(REDIS_RETRY_SECONDS)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Claim and start these queued jobs while there is room, as arq does (skip a job
+        another worker holds, one no longer queued and one deferred into the future), but
+        with one atomic script per job instead of arq's WATCH, EXISTS, ZSCORE and MULTI
+        round trips: at hundreds of jobs a second those were a tenth of a worker's time."""
+        for raw_id in job_ids:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            job_id = raw_id.decode()
+            score = await self.pool.eval(
+                _CLAIM, 2, in_progress_key_prefix + job_id, self.queue_name, job_id,
+                timestamp_ms(), int(self.in_progress_timeout_s * 1000))
+            if score is None:  # started elsewhere, finished, or deferred again
+                self.job_counter -= 1
+                self.sem.release()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     async def close(self) -> None:
         """arq's close() cancels the running jobs and then gathers them without
