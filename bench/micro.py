@@ -64,12 +64,13 @@ async def _app_stack(db: Any, xid: str, n: int, state: dict[str, int]) -> None:
     for _ in range(n):
         save, events, runs = _values(xid, state["version"], state["seq"])
         async with db.write() as s:
-            head = (await s.execute(_LOCK, {"key_id": xid})).first()
+            # the statements themselves (FastStatement.statement), through SQLAlchemy
+            head = (await s.execute(_LOCK.statement, {"key_id": xid})).first()
             assert head is not None and head.version == state["version"]
-            result = await s.execute(_SAVE, save)
+            result = await s.execute(_SAVE.statement, save)
             assert result.rowcount == 1  # type: ignore[attr-defined]
-            await s.execute(_EVENT_INSERT, events)
-            await s.execute(upsert, runs)
+            await s.execute(_EVENT_INSERT.statement, events)
+            await s.execute(upsert.statement, runs)
         state["version"] += 1
         state["seq"] += 2
 
