@@ -109,10 +109,14 @@ class _Outbox:
             assert sent is not None
             try:
                 await self.redis.publish(self.channel, json.dumps(payloads, default=str))
-            except BaseException as error:
+            except Exception as error:
                 sent.set_exception(error)
-                if not isinstance(error, Exception):
-                    raise
+            except BaseException:  # cancelled (the loop is closing): nobody waits in vain
+                sent.cancel()
+                if self._sent is not None:
+                    self._sent.cancel()
+                    self._sent, self._payloads = None, []
+                raise
             else:
                 sent.set_result(None)
 
