@@ -161,21 +161,24 @@ class ExecutionStore:
     def definition(self, definition_id: str) -> DefinitionRow | None:
         return self.s.get(DefinitionRow, definition_id)
 
-    def add_new(self, x: ProcessExecution, definition_id: str, events: Sequence[Event],
-                retry_of: str | None = None, priority: str = "normal",
-                owner_team: str | None = None) -> ExecutionRow:
+    def create(self, x: ProcessExecution, definition_id: str, events: Sequence[Event],
+               now: datetime, retry_of: str | None = None, priority: str = "normal",
+               owner_team: str | None = None) -> int:
+        """Insert a new execution's row (version 1, its full snapshot), its events and step
+        runs: one INSERT each, where an ORM `add` + `flush` and the first `save` cost about
+        four times as much. Returns the snapshot sequence stored."""
         created = next(e for e in events if isinstance(e, ExecutionCreated))
-        row = ExecutionRow(id=x.id, definition_id=definition_id, process_name=x.process_name,
-                           process_version=x.process_version, status=x.status.value,
-                           version=0, input=x.input, snapshot=x.to_dict(),
-                           snapshot_seq=x.event_count, retry_of=retry_of,
-                           priority=priority, triggered_by=created.triggered_by,
-                           started_by=created.started_by, parent_id=created.parent_id,
-                           parent_step_id=created.parent_step_id, created_at=x.created_at,
-                           owner_team=owner_team)
-        self.s.add(row)
-        self.s.flush()
-        return row
+        values = _row_values(x, now)
+        values.update(id=x.id, definition_id=definition_id, process_name=x.process_name,
+                      process_version=x.process_version, version=1, input=x.input,
+                      snapshot=x.to_dict(), snapshot_seq=x.event_count, retry_of=retry_of,
+                      priority=priority, triggered_by=created.triggered_by,
+                      started_by=created.started_by, parent_id=created.parent_id,
+                      parent_step_id=created.parent_step_id, created_at=x.created_at,
+                      owner_team=owner_team)
+        _INSERT.run(self.s, [values])
+        self._append(x, events)
+        return x.event_count
 
     def save(self, x: ProcessExecution, events: Sequence[Event], expected_version: int,
              now: datetime, snapshot_seq: int) -> int:
@@ -192,13 +195,17 @@ class ExecutionStore:
         result = statement.run(self.s, [values])
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"execution {x.id} changed concurrently")
+        self._append(x, events)
+        return snapshot_seq
+
+    def _append(self, x: ProcessExecution, events: Sequence[Event]) -> None:
+        """The events just recorded (the last of `x`'s) and the step runs they touched."""
         first_seq = x.event_count - len(events) + 1
         _EVENT_INSERT.run(self.s, [
             {"execution_id": x.id, "seq": first_seq + i, "name": e.name,
              "step_id": getattr(e, "step_id", None) or None, "data": e.to_dict(), "at": e.at}
             for i, e in enumerate(events)])
         self._write_step_runs(x, _touched_steps(events))
-        return snapshot_seq
 
     def add_wakeup(self, execution_id: str, step_id: str, kind: str, key: str,
                    due_at: datetime, now: datetime) -> None:
@@ -279,6 +286,7 @@ _EVENT_COLUMNS = ("execution_id", "seq", "name", "step_id", "data", "at")
 _EVENT_INSERT = FastStatement(EventRow.__table__.insert(),  # type: ignore[attr-defined]
                               _EVENT_COLUMNS)
 _EXECUTIONS = ExecutionRow.__table__  # type: ignore[attr-defined]
+_INSERT = FastStatement(_EXECUTIONS.insert(), [c.key for c in _EXECUTIONS.columns])
 SNAPSHOT_EVERY = 32
 _COLUMNS = ("status", "outputs", "cost", "tokens", "error_code", "error_message", "started_at",
             "finished_at", "updated_at")

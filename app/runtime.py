@@ -177,9 +177,8 @@ class Runtime:
             commands = x.start(definition, now)
             events = x.pull_events()
             repo = ExecutionStore(s, self.lease_seconds)
-            repo.add_new(x, definition_id, events, retry_of, priority=definition.config.priority,
-                         owner_team=definition.owner)
-            seq = repo.save(x, events, 0, now, x.event_count)
+            seq = repo.create(x, definition_id, events, now, retry_of,
+                              priority=definition.config.priority, owner_team=definition.owner)
             self._in_transaction(s, x, definition, commands, events, now)
             return Outcome(x, definition, commands, events), seq
 

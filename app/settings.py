@@ -26,7 +26,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     base_url: str = ""
-    worker_max_jobs: int = 10
+    worker_max_jobs: int = 64
     poll_delay: float = 0.05
     lease_seconds: float = 15.0
     sweep_seconds: int = 2
@@ -61,7 +61,7 @@ class Settings:
             host=env.get("TRINITY_HOST", "127.0.0.1"),
             port=port,
             base_url=env.get("TRINITY_BASE_URL", f"http://127.0.0.1:{port}"),
-            worker_max_jobs=_number(env, "TRINITY_WORKER_MAX_JOBS", 10, int),
+            worker_max_jobs=_number(env, "TRINITY_WORKER_MAX_JOBS", 64, int),
             poll_delay=_number(env, "TRINITY_POLL_DELAY", 0.05, float),
             lease_seconds=_number(env, "TRINITY_LEASE_SECONDS", 15.0, float),
             sweep_seconds=_number(env, "TRINITY_SWEEP_SECONDS", 2, int),

@@ -1,6 +1,6 @@
 """Where a step's time goes: an in-process variant of the benchmark with timers.
 
-    python -m bench.profile [--workload W1] [--runs 2] [--cprofile FILE] [--max-jobs 10]
+    python -m bench.profile [--workload W1] [--runs 2] [--cprofile FILE] [--max-jobs 64]
 
 Runs the Trinity worker (worker.main.build_worker) inside this process, on a private Redis
 and a fresh SQLite file, wraps the interesting calls with wall-clock timers (monkeypatched
@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from app.settings import Settings
 from bench.experiments import EXPERIMENTS, apply_experiments
 from bench.workloads import WORKLOADS
 
@@ -211,7 +212,6 @@ async def _async_wait(db_path: str, ids: list[str], timeout: float) -> float:
 async def profile(args: argparse.Namespace) -> None:
     from app.bootstrap import bootstrap, seed_demo_agents
     from app.redis_launcher import start_redis
-    from app.settings import Settings
     from worker.main import build_worker
 
     apply_experiments(args.experiment)
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workload", default="W1", choices=sorted(WORKLOADS))
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--poll-delay", type=float, default=0.05)
-    p.add_argument("--max-jobs", type=int, default=10)
+    p.add_argument("--max-jobs", type=int, default=Settings().worker_max_jobs)
     p.add_argument("--cprofile", metavar="FILE", help="also write cProfile stats of the runs")
     p.add_argument("--experiment", action="append", default=[], choices=sorted(EXPERIMENTS),
                    help="a what-if change (repeatable): " + "; ".join(

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.settings import Settings
 from bench.experiments import EXPERIMENTS, apply_experiments
 from bench.raw_arq import RawDriver, is_postgres, raw_worker_command
 from bench.workloads import WORKLOADS, Workload
@@ -463,7 +464,6 @@ class Bench:
         from app.bootstrap import bootstrap, seed_demo_agents
         from app.queue import connect
         from app.redis_launcher import start_redis
-        from app.settings import Settings
 
         args = self.args
         self.redis_server = start_redis(args.redis_url)
@@ -612,8 +612,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", help="use this Redis instead of a private one")
     p.add_argument("--poll-delay", type=float, default=0.05,
                    help="arq poll delay of both workers, seconds (default 0.05)")
-    p.add_argument("--max-jobs", type=int, default=10,
-                   help="arq max_jobs of both workers (default 10, Trinity's default)")
+    p.add_argument("--max-jobs", type=int, default=Settings().worker_max_jobs,
+                   help="arq max_jobs of both workers (default: Trinity's default, "
+                        f"{Settings().worker_max_jobs})")
     p.add_argument("--w3-start", choices=("concurrent", "sequential"), default="concurrent",
                    help="start W3's executions with asyncio.gather (default) or one by one")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per run")

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+import app.db
 from app.db import Database, migrate
 from app.tables import AgentRow
 
@@ -181,3 +184,53 @@ async def test_calls_with_the_same_key_run_one_after_the_other_with_their_caller
         order.index("x3")
     assert order[:3] == ["x1", "y1", "z1"]  # other keys went with the first of x
     assert len(commits) == 4  # hold, then (x1 y1 z1), (x2), (x3)
+
+
+def _hold_write_lock(path: str, release: threading.Event, taken: threading.Event) -> None:
+    """Another process's writer, in a thread: hold SQLite's write lock until `release`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        taken.set()
+        release.wait(30)
+        conn.execute("INSERT INTO probe VALUES (1000, 'other writer')")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+async def test_a_call_waits_for_another_connections_write_lock_then_commits(
+        db: Database) -> None:
+    release, taken = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_write_lock,
+                              args=(db.url.split(":///", 1)[1], release, taken))
+    holder.start()
+    try:
+        assert await asyncio.to_thread(taken.wait, 10)
+        call = asyncio.ensure_future(db.transact(_insert(1)))
+        done, _ = await asyncio.wait([call], timeout=0.3)
+        assert not done  # it waits for the lock: no error, nothing stored yet
+        release.set()
+        assert await asyncio.wait_for(call, 10) == 1
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+    assert await _ids(db) == [1, 1000]
+
+
+async def test_a_lock_held_past_the_busy_timeout_fails_with_sqlalchemys_error(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app.db, "BUSY_TIMEOUT_S", 0.2)
+    release, taken = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_write_lock,
+                              args=(db.url.split(":///", 1)[1], release, taken))
+    holder.start()
+    try:
+        assert await asyncio.to_thread(taken.wait, 10)
+        with pytest.raises(OperationalError, match="database is locked"):
+            await asyncio.wait_for(db.transact(_insert(1)), 10)
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+    assert await db.transact(_insert(2)) == 2  # the writer connection is usable again
+    assert await _ids(db) == [2, 1000]

@@ -125,7 +125,9 @@ async def own_container(settings: Settings, own_redis: RestartableRedis) -> Asyn
 @pytest.fixture
 def own_worker(settings: Settings, own_redis: RestartableRedis, own_container: Any,
                tmp_path: Path) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(settings, own_redis.url, tmp_path / "own-worker.log")
+    # 10 at a time: of the 20 executions below, some steps are queued behind running ones
+    worker = WorkerProcess(settings, own_redis.url, tmp_path / "own-worker.log",
+                           TRINITY_WORKER_MAX_JOBS="10")
     try:
         worker.wait_ready(own_redis.url, settings.queue_name)
         yield worker

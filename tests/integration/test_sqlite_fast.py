@@ -134,3 +134,26 @@ async def test_the_row_lock_reads_the_head_on_both_paths(db: Database) -> None:
                 repositories.ExecutionStore(s).lock_head("missing"))
     head, missing = await db.transact(read)
     assert head == repositories.Head("fast", "d1", 1, 0) and missing is None
+
+
+@pytest.mark.parametrize("input_value", [{"topic": "naïve ✓", "n": [1, 2.5]}, None])
+async def test_a_new_execution_row_is_stored_as_the_orm_stores_it(
+        db: Database, input_value: Any) -> None:
+    values = {c.key: None for c in repositories._EXECUTIONS.columns}
+    values.update(definition_id="d1", process_name="p", process_version="1.0",
+                  status="running", version=1, input=input_value, snapshot={"steps": {}},
+                  snapshot_seq=3, cost="0", tokens=0, triggered_by="webhook",
+                  priority="high", created_at=WHEN.astimezone(EAST), started_at=WHEN,
+                  updated_at=WHEN)
+
+    def insert(s: Session) -> None:
+        repositories._INSERT.run(s, [dict(values, id="new-fast")])
+        s.add(ExecutionRow(**dict(values, id="new-slow")))
+        s.flush()
+    await db.transact(insert)
+
+    columns = ", ".join(c.name for c in repositories._EXECUTIONS.columns if c.name != "id")
+    stored = _stored(_path(db), f"SELECT substr(id, 5), {columns} FROM executions "
+                                "WHERE id LIKE 'new-%'")
+    assert stored["fast"] == stored["slow"]
+    assert len(stored["fast"]) == 1
