@@ -57,14 +57,29 @@ class Container:
     embedded: EmbeddedRedis | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _agent_cache: dict[str, tuple[float, AgentConfig | None]] = field(default_factory=dict)
+    _agent_reads: dict[str, asyncio.Future[AgentConfig | None]] = field(default_factory=dict)
 
     async def lookup_agent(self, name: str) -> AgentConfig | None:
         """The registered agent; cached for a couple of seconds (registry edits show up
-        within AGENT_CACHE_SECONDS on every worker)."""
-        now = time.monotonic()
+        within AGENT_CACHE_SECONDS on every worker). When the entry expires, the steps that
+        want it meanwhile share one read instead of each reading the row."""
         cached = self._agent_cache.get(name)
-        if cached is not None and now - cached[0] < AGENT_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < AGENT_CACHE_SECONDS:
             return cached[1]
+        reading = self._agent_reads.get(name)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_agent(name))
+            self._agent_reads[name] = reading
+            reading.add_done_callback(lambda f: self._agent_read_done(name, f))
+        return await asyncio.shield(reading)  # one cancelled caller leaves the read to others
+
+    def _agent_read_done(self, name: str, reading: asyncio.Future[Any]) -> None:
+        self._agent_reads.pop(name, None)
+        if not reading.cancelled():
+            reading.exception()  # retrieved: every caller may have been cancelled
+
+    async def _read_agent(self, name: str) -> AgentConfig | None:
+        now = time.monotonic()
         async with self.db.read() as s:
             row = await AgentRepository(s).get(name)
         agent = None

@@ -384,3 +384,38 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+# --- the worker's agent lookup -----------------------------------------------------------------
+
+async def test_steps_that_miss_the_agent_cache_together_share_one_read(
+        container: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event
+
+    import app.bootstrap
+    from app.agents_admin import upsert_agent
+
+    await upsert_agent(container.db, "reviewer", "demo", {"latency": 0}, capacity=3)
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM agents" in statement:
+            reads.append(statement)
+    engine = container.db.read_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        found = await asyncio.gather(*(container.lookup_agent("reviewer") for _ in range(30)))
+        assert len(reads) == 1
+        assert {(a.name, a.capacity) for a in found} == {("reviewer", 3)}
+
+        await upsert_agent(container.db, "reviewer", "demo", {"latency": 0}, capacity=5)
+        reads.clear()  # on PostgreSQL the write session reads through the same engine
+        assert (await container.lookup_agent("reviewer")).capacity == 3  # still cached
+        assert reads == []
+        monkeypatch.setattr(app.bootstrap, "AGENT_CACHE_SECONDS", 0.0)
+        found = await asyncio.gather(*(container.lookup_agent("reviewer") for _ in range(30)))
+        assert len(reads) == 1
+        assert {a.capacity for a in found} == {5}
+        assert await container.lookup_agent("nobody") is None
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
