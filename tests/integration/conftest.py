@@ -174,7 +174,7 @@ class WorkerProcess:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise AssertionError(f"worker exited: {self.log()}")
-                if client.exists(f"{queue}:health-check") and "worker ready" in self.log():
+                if client.exists(f"{queue}:health-check") and "worker ready" in self.log(None):
                     return
                 time.sleep(0.05)
         finally:
@@ -196,9 +196,12 @@ class WorkerProcess:
                 self.proc.wait(5)
         self._log.close()
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 4000) -> str:
+        """The log so far: its last `tail` characters (for messages), or all of it (a busy
+        worker's first lines soon leave the tail)."""
         self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
+        text = self.log_path.read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
 
 @pytest.fixture
