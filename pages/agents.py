@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
+from app.agents.capacity import BLOCK_PREFIX
 from app.security import Permission
 from app.services import ServiceError
 from app.views import agent_view
@@ -23,24 +24,38 @@ KIND_HELP = {
 }
 
 
-async def load_usage(c: Any, names: list[str]) -> dict[str, tuple[int, int]]:
-    """(in use, waiting) per agent, from the shared capacity store in Redis."""
+async def load_usage(c: Any, names: list[str]) -> dict[str, tuple[int, int, int]]:
+    """(running, reserved, waiting) per agent, from the shared capacity store in Redis:
+    calls holding a slot of their own, slots held by workers' blocks (calls run under them
+    without a Redis round trip, so how many of them are busy is known only to the worker),
+    and calls waiting in line."""
     slots = getattr(c.agents, "slots", None)
     if slots is None or not hasattr(slots, "keys"):
         return {}
-    out: dict[str, tuple[int, int]] = {}
+    out: dict[str, tuple[int, int, int]] = {}
     try:
         async with c.redis.pipeline(transaction=False) as pipe:
             for name in names:
                 holders, queue = slots.keys(name)[:2]
-                pipe.zcard(holders)
+                pipe.zrange(holders, 0, -1)
                 pipe.zcard(queue)
-            counts = await pipe.execute()
+            replies = await pipe.execute()
     except Exception:  # Redis down: the page still lists the registry
         return {}
     for i, name in enumerate(names):
-        out[name] = (int(counts[2 * i]), int(counts[2 * i + 1]))
+        members, waiting = replies[2 * i], int(replies[2 * i + 1])
+        reserved = sum(1 for m in members
+                       if (m.encode() if isinstance(m, str) else m).startswith(BLOCK_PREFIX))
+        out[name] = (len(members) - reserved, reserved, waiting)
     return out
+
+
+def _in_use(running: int | None, reserved: int | None) -> str:
+    if running is None or reserved is None:
+        return "—"
+    if not reserved:
+        return str(running)
+    return f"{running} + up to {reserved} in worker blocks"
 
 
 def register() -> None:
@@ -90,9 +105,9 @@ class AgentsView:
         usage = await load_usage(self.c, [r.name for r in rows])
         data = []
         for r in rows:
-            busy, waiting = usage.get(r.name, (None, None))
+            running, reserved, waiting = usage.get(r.name, (None, None, None))
             data.append({"name": r.name, "kind": r.kind, "capacity": r.capacity,
-                         "busy": "—" if busy is None else busy,
+                         "busy": _in_use(running, reserved),
                          "waiting": "—" if waiting is None else waiting,
                          "timeout": f"{r.timeout_seconds:g} s" if r.timeout_seconds
                          else "default",

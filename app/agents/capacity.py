@@ -44,7 +44,7 @@ from redis.exceptions import RedisError
 
 from app.agents.base import AgentError
 
-__all__ = ["LocalSlots", "RedisSlots", "Slots"]
+__all__ = ["BLOCK_PREFIX", "LocalSlots", "RedisSlots", "Slots"]
 
 log = logging.getLogger("trinity.agents")
 
@@ -162,6 +162,7 @@ class Slots(Protocol):
 
 
 BLOCK_SHARE = 4  # a block is at most this share of an agent's capacity
+BLOCK_PREFIX = b"block:"  # how a block's leases start among an agent's holders
 BLOCK_RETRY_SECONDS = 1.0  # after a refused block, use a slot per call for this long
 
 
@@ -283,7 +284,7 @@ class RedisSlots:
             return block if block.open and block.in_use < block.size else None
         if time.monotonic() - self._refused.get(agent, -math.inf) < BLOCK_RETRY_SECONDS:
             return None
-        token = f"block:{uuid.uuid4().hex[:12]}"
+        token = f"{BLOCK_PREFIX.decode()}{uuid.uuid4().hex[:12]}"
         lease_ms = int(self.lease_seconds * 1000)
         try:
             granted = await self._acquire_block(keys=self.keys(agent)[:3],

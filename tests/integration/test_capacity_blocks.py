@@ -97,3 +97,21 @@ async def test_workers_never_run_more_calls_of_an_agent_than_its_capacity(
 async def _empty(container: Any, key: str) -> bool:
     await asyncio.sleep(0)
     return await container.redis.zcard(key) == 0
+
+
+@SQLITE_ONLY
+async def test_the_agents_page_tells_a_workers_block_from_calls_in_use(container: Any) -> None:
+    from app.agents.capacity import RedisSlots
+    from pages.agents import _in_use, load_usage
+
+    blocks = container.agents.slots  # block_size = max_jobs, as in a worker
+    singles = RedisSlots(container.redis)  # a slot per call, as in the web process
+    try:
+        async with blocks.hold("wide", 1000, "x:one:1:1#a"), \
+                singles.hold("wide", 1000, "x:two:1:1#b"):
+            usage = await load_usage(container, ["wide", "idle"])
+    finally:
+        await singles.aclose()
+    assert usage == {"wide": (1, blocks.block_size, 0), "idle": (0, 0, 0)}
+    assert _in_use(*usage["wide"][:2]) == f"1 + up to {blocks.block_size} in worker blocks"
+    assert _in_use(*usage["idle"][:2]) == "0"
