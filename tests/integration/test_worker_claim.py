@@ -94,3 +94,20 @@ async def test_a_full_worker_claims_no_more_than_its_room(pool: Any) -> None:
     finally:
         hold.set()
         await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+
+
+async def test_room_left_by_a_job_held_elsewhere_goes_to_the_next_one(pool: Any) -> None:
+    for name in ("held", "a", "b", "c"):
+        await pool.enqueue_job("record", name, _job_id=name)
+    await pool.set(in_progress_key_prefix + "held", b"1")
+    ran: list[str] = []
+    hold = asyncio.Event()
+    worker = _worker(pool, ran, hold, max_jobs=2)
+    try:
+        await worker.start_jobs([b"held", b"a", b"b", b"c"])
+        assert sorted(worker.tasks) == ["a", "b"]
+        assert worker.job_counter == 2
+        assert not await pool.exists(in_progress_key_prefix + "c")
+    finally:
+        hold.set()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
