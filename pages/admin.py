@@ -78,8 +78,8 @@ class AdminView:
                 await self.teams()
 
     async def refresh(self) -> None:
-        self.users.refresh()
-        self.teams.refresh()
+        await self.users.refresh()  # awaited: done when the tables show the change
+        await self.teams.refresh()
 
     # --- users -----------------------------------------------------------------------------
 
@@ -227,10 +227,10 @@ class AdminView:
             message = getattr(e, "reason", None) or str(e)
             ui.notify(message[:1].upper() + message[1:], type="negative")
             return False
-        ui.notify(done, type="positive")
+        ui.notify(done, type="positive")  # first: the refresh deletes the button's slot
         body = getattr(self, "_body", None)
         if body is not None:
-            body.refresh()
+            await body.refresh()  # awaited: done when the dialog shows the change
         await self.refresh()
         return True
 

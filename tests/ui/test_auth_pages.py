@@ -207,6 +207,7 @@ async def test_an_admin_grants_revokes_sets_teams_deactivates_and_resets_a_passw
     find(app_user, "reset-password").type("a new password!")
     find(app_user, "reset-submit").click()
     await see_text(app_user, "Password of bob reset")
+    await see(app_user, "user-deactivate")  # the dialog is drawn again after each change
     find(app_user, "user-deactivate").click()
     await see(app_user, "user-activate")
 
